@@ -1,0 +1,3 @@
+from dzops.cli.app import main
+
+main()

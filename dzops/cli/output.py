@@ -1,0 +1,61 @@
+"""stdout carries data, stderr carries messages for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+# Accepted after the sub-command too (`dzops inventory show --json`), as people type it.
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+@dataclass
+class Settings:
+    """Global options, shared by every command through the Typer context."""
+
+    inventory: Path
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    json: bool = False
+    verbose: int = 0
+    vault_password_file: Path | None = None
+    _inventory_cache: Any = field(default=None, repr=False)
+
+    def load_inventory(self) -> Any:
+        """The validated inventory (cached for the command's lifetime)."""
+        if self._inventory_cache is None:
+            from dzops.inventory.loader import load_inventory
+
+            self._inventory_cache = load_inventory(self.inventory, self.vault_password_file)
+        return self._inventory_cache
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_default, sort_keys=False) + "\n")
+
+
+def emit_text(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def say(message: str) -> None:
+    """A message for people (stderr)."""
+    sys.stderr.write(message + "\n")
+
+
+def error(message: str) -> None:
+    sys.stderr.write(f"dzops: error: {message}\n")

@@ -1,0 +1,222 @@
+"""Cross-field checks on a typed inventory: the mistakes a schema alone cannot see.
+
+Each check is a small function returning problems; `run_checks` runs them all so one
+`dzops inventory check` reports everything at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
+from typing import TYPE_CHECKING, Any
+
+from dzops.exceptions import Problem
+from dzops.inventory.models import Inventory, LinkEnd
+from dzops.platforms import PLATFORMS
+
+if TYPE_CHECKING:
+    from dzops.inventory.loader import Loaded
+
+
+class _Where:
+    """Finds file:line for a finding from the raw ansible values."""
+
+    def __init__(self, loaded: Loaded | None) -> None:
+        self.loaded = loaded
+
+    def _first_vars(self) -> dict[str, Any]:
+        if not self.loaded or not self.loaded.hosts:
+            return {}
+        return next(iter(self.loaded.hosts.values())).vars
+
+    def problem(self, message: str, host: str | None, field: str, raw: Any) -> Problem:
+        from dzops.inventory.loader import locate
+
+        file, line = locate(raw, ()) if raw is not None else (None, None)
+        if file:
+            file = os.path.relpath(file)
+        return Problem(message, file=file, line=line, host=host, field=field)
+
+    def host_var(self, host: str, var: str, *path: Any) -> Any:
+        if not self.loaded or host not in self.loaded.hosts:
+            return None
+        node: Any = self.loaded.hosts[host].vars.get(var)
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                break
+        return node
+
+    def global_var(self, key: str, *path: Any) -> Any:
+        node: Any = self._first_vars().get(key)
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                break
+        return node
+
+
+Check = Callable[[Inventory, _Where], Iterator[Problem]]
+
+
+def check_platforms(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for d in inv.devices.values():
+        platform = PLATFORMS.get(d.platform)
+        raw = w.host_var(d.name, "platform")
+        if platform is None:
+            yield w.problem(f"unknown platform '{d.platform}' (known: {', '.join(sorted(PLATFORMS))})",
+                            d.name, "platform", raw)
+        elif d.function not in platform.functions:
+            yield w.problem(f"platform '{d.platform}' cannot be in group {d.function}", d.name, "platform", raw)
+
+
+def check_sites(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for d in inv.devices.values():
+        if d.site not in inv.sites:
+            yield w.problem(f"group site_{d.site} has no entry in 'sites'", d.name, "site",
+                            w.host_var(d.name, "ansible_host"))
+
+
+def check_management_addresses(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    by_address: dict[str, list[str]] = defaultdict(list)
+    for d in inv.devices.values():
+        by_address[str(d.mgmt_address)].append(d.name)
+        if d.mgmt_address not in inv.address_pools.management:
+            yield w.problem(f"management address {d.mgmt_address} is outside the management pool "
+                            f"{inv.address_pools.management}", d.name, "ansible_host",
+                            w.host_var(d.name, "ansible_host"))
+    for address, names in by_address.items():
+        for name in names[1:]:
+            yield w.problem(f"duplicate management address {address} (also {names[0]})", name, "ansible_host",
+                            w.host_var(name, "ansible_host"))
+
+
+# Sites carve their LANs out of the LAN pool and links their subnets out of the WAN pool.
+NESTED_BY_DESIGN = (("address_pools.lan", "sites."), ("address_pools.wan", "wan_links["))
+
+
+def check_overlaps(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    pools = inv.address_pools
+    named: list[tuple[str, IPv4Network, Any]] = [
+        (f"address_pools.{k}", net, w.global_var("address_pools", k))
+        for k, net in (("management", pools.management), ("wan", pools.wan), ("loopback", pools.loopback),
+                       ("lan", pools.lan))
+    ]
+    named += [(f"sites.{s.name}.lan_prefix", s.lan_prefix, w.global_var("sites", s.name, "lan_prefix"))
+              for s in inv.sites.values()]
+    named += [(f"wan_links[{link.name}].subnet", link.subnet, w.global_var("wan_links", i, "subnet"))
+              for i, link in enumerate(inv.wan_links) if link.subnet is not None]
+    for i, (name_a, net_a, _) in enumerate(named):
+        for name_b, net_b, raw_b in named[i + 1:]:
+            if not net_a.overlaps(net_b):
+                continue
+            if any(name_a == outer and name_b.startswith(inner) for outer, inner in NESTED_BY_DESIGN):
+                continue
+            yield w.problem(f"{net_b} overlaps {name_a} ({net_a})", None, name_b, raw_b)
+    for i, link in enumerate(inv.wan_links):
+        if link.subnet is not None and not link.subnet.subnet_of(pools.wan):
+            yield w.problem(f"subnet {link.subnet} is outside the WAN pool {pools.wan}", None,
+                            f"wan_links[{link.name}].subnet", w.global_var("wan_links", i, "subnet"))
+
+
+def _link_ends(inv: Inventory, w: _Where) -> Iterator[tuple[str, LinkEnd, Any]]:
+    for i, link in enumerate(inv.wan_links):
+        for side in ("a", "b"):
+            yield f"wan_links[{link.name}].{side}", getattr(link, side), w.global_var("wan_links", i, side)
+    for i, lan in enumerate(inv.lan_links):
+        for side in ("a", "b"):
+            yield f"lan_links[{i}].{side}", getattr(lan, side), w.global_var("lan_links", i, side)
+    for d in inv.devices.values():
+        if d.uplink is not None:
+            end = LinkEnd(host=d.uplink.switch, interface=d.uplink.port)
+            yield f"{d.name}.uplink", end, w.host_var(d.name, "uplink")
+
+
+def check_link_ends(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    used: dict[tuple[str, str], str] = {}
+    for label, end, raw in _link_ends(inv, w):
+        device = inv.devices.get(end.host)
+        if device is None:
+            yield w.problem(f"unknown host '{end.host}'", None, label, raw)
+            continue
+        if device.interfaces and end.interface not in device.interfaces:
+            yield w.problem(f"{end.host} has no interface '{end.interface}'", None, label, raw)
+        key = (end.host, end.ifname)
+        if key in used:
+            yield w.problem(f"interface {end.host}:{end.ifname} is already used by {used[key]}", None, label, raw)
+        else:
+            used[key] = label
+    for i, link in enumerate(inv.wan_links):
+        if link.a.host == link.b.host:
+            yield w.problem("both ends are on the same host", None, f"wan_links[{link.name}]",
+                            w.global_var("wan_links", i))
+    names: set[str] = set()
+    for i, link in enumerate(inv.wan_links):
+        if link.name in names:
+            yield w.problem(f"duplicate link name '{link.name}'", None, f"wan_links[{link.name}]",
+                            w.global_var("wan_links", i, "name"))
+        names.add(link.name)
+
+
+def check_device_references(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for d in inv.devices.values():
+        for ssid in d.ssids:
+            if ssid not in inv.ssid_profiles:
+                yield w.problem(f"SSID profile '{ssid}' is not defined in ssid_profiles", d.name, "ssids",
+                                w.host_var(d.name, "ssids"))
+        if d.lan_interface and d.interfaces and d.lan_interface not in d.interfaces:
+            yield w.problem(f"no interface '{d.lan_interface}' in interfaces", d.name, "lan_interface",
+                            w.host_var(d.name, "lan_interface"))
+        if d.function == "access_points" and d.uplink is None:
+            yield w.problem("an access point needs an uplink (switch and port)", d.name, "uplink",
+                            w.host_var(d.name, "ansible_host"))
+        if d.uplink is not None and d.uplink.switch in inv.devices and \
+                inv.devices[d.uplink.switch].function != "switches":
+            yield w.problem(f"uplink '{d.uplink.switch}' is not in group switches", d.name, "uplink.switch",
+                            w.host_var(d.name, "uplink"))
+
+
+def check_ssid_profiles(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for p in inv.ssid_profiles.values():
+        raw = w.global_var("ssid_profiles", p.name)
+        if p.security in ("wpa2-psk", "wpa3-sae") and p.psk is None:
+            yield w.problem(f"{p.security} needs a psk (from Vault)", None, f"ssid_profiles.{p.name}.psk", raw)
+        if p.security == "wpa2-enterprise" and p.radius is None:
+            yield w.problem("wpa2-enterprise needs a radius server", None, f"ssid_profiles.{p.name}.radius", raw)
+        if inv.vlans and p.vlan not in inv.vlans:
+            yield w.problem(f"VLAN {p.vlan} is not defined in vlans", None, f"ssid_profiles.{p.name}.vlan",
+                            w.global_var("ssid_profiles", p.name, "vlan"))
+
+
+def check_users(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    logins: set[str] = set()
+    for i, user in enumerate(inv.users):
+        raw = w.global_var("users", i)
+        if user.role not in inv.user_roles:
+            yield w.problem(f"unknown role '{user.role}' (known: {', '.join(sorted(inv.user_roles))})", None,
+                            f"users[{user.login}].role", w.global_var("users", i, "role"))
+        if user.login in logins:
+            yield w.problem(f"duplicate login '{user.login}'", None, f"users[{user.login}]", raw)
+        logins.add(user.login)
+    for name, role in inv.user_roles.items():
+        for group in role.groups:
+            if group not in inv.groups:
+                yield w.problem(f"group '{group}' is not defined in hosts.yml", None,
+                                f"user_roles.{name}.groups", w.global_var("user_roles", name, "groups"))
+
+
+CHECKS: tuple[Check, ...] = (
+    check_platforms, check_sites, check_management_addresses, check_overlaps, check_link_ends,
+    check_device_references, check_ssid_profiles, check_users,
+)
+
+
+def run_checks(inv: Inventory, loaded: Loaded | None = None) -> list[Problem]:
+    where = _Where(loaded)
+    return [problem for check in CHECKS for problem in check(inv, where)]
