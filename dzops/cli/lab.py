@@ -1,8 +1,127 @@
-"""`dzops lab up|status|down`: the virtual Dzongkhag built from the inventory."""
+"""`dzops lab up|status|down|exec|link`: the virtual Dzongkhag built from the inventory."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from dzops.cli.exit_codes import ExitCode
+from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 app = typer.Typer(help="Build, inspect and remove the virtual lab of the inventory.", no_args_is_help=True,
                   rich_markup_mode=None)
+
+PrefixOption = Annotated[Optional[str], typer.Option(
+    "--prefix", envvar="DZOPS_LAB_PREFIX", help="Name prefix of this lab (two labs need two prefixes).")]
+
+
+def _lab(settings: Settings, prefix: str | None, configured: bool = False) -> tuple[Any, Any]:
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
+
+    inventory = settings.load_inventory()
+    return Lab(spec_from_inventory(inventory, prefix, configured=configured)), inventory
+
+
+def _print_status(status: Any, as_json: bool) -> None:
+    data = status.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    for node in data.get("nodes", []):
+        daemons = " ".join(f"{name}={'up' if up else 'DOWN'}" for name, up in node.get("daemons", {}).items())
+        ssh = "ssh=ok" if node.get("ssh") else "ssh=NO"
+        emit_text(f"{node['name']:<28} {node['kind']:<7} {node.get('mgmt_address', ''):<16} {ssh:<7} {daemons}")
+
+
+def _healthy(status: Any) -> bool:
+    return all(node.get("ssh") and all(node.get("daemons", {}).values()) for node in status.to_dict()["nodes"])
+
+
+def install_known_hosts(lab: Any, inventory: Any) -> None:
+    """Point the inventory's known_hosts at the lab's host keys so strict checking works."""
+    if inventory.known_hosts is None:
+        return
+    target = Path(inventory.known_hosts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(lab.known_hosts_path, target)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    prefix: PrefixOption = None,
+    configured: Annotated[bool, typer.Option(
+        "--configured", help="Start devices in their intended state instead of factory state.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Build the lab (root only). Running it again is harmless."""
+    settings: Settings = ctx.obj
+    lab, inventory = _lab(settings, prefix, configured)
+    say(f"dzops: building lab '{lab.spec.prefix}' from {settings.inventory} ...")
+    status = lab.up()
+    install_known_hosts(lab, inventory)
+    _print_status(status, settings.json or json_output)
+    if not _healthy(status):
+        say("dzops: some lab nodes are not healthy (see above)")
+        raise typer.Exit(ExitCode.LAB_ERROR)
+    say(f"dzops: lab '{lab.spec.prefix}' is up: {len(lab.spec.nodes)} nodes, {len(lab.spec.links)} links")
+
+
+@app.command()
+def status(ctx: typer.Context, prefix: PrefixOption = None, json_output: JsonOption = False) -> None:
+    """Every node, its daemons, and whether SSH answers."""
+    settings: Settings = ctx.obj
+    lab, _ = _lab(settings, prefix)
+    result = lab.status()
+    _print_status(result, settings.json or json_output)
+    if not _healthy(result):
+        raise typer.Exit(ExitCode.LAB_ERROR)
+
+
+@app.command()
+def down(ctx: typer.Context, prefix: PrefixOption = None) -> None:
+    """Remove every namespace, link, mount, process and file of the lab, and nothing else."""
+    settings: Settings = ctx.obj
+    lab, _ = _lab(settings, prefix)
+    lab.down()
+    say(f"dzops: lab '{lab.spec.prefix}' removed")
+
+
+@app.command("exec")
+def exec_(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="Node (inventory host) name.")],
+    command: Annotated[list[str], typer.Argument(help="Command to run at the node's console.")],
+    prefix: PrefixOption = None,
+) -> None:
+    """Run a command on a node as if at its console (an out-of-band change)."""
+    settings: Settings = ctx.obj
+    lab, _ = _lab(settings, prefix)
+    result = lab.exec(node, command)
+    emit_text(result.stdout or "")
+    if result.stderr:
+        say(result.stderr.rstrip())
+    raise typer.Exit(result.returncode)
+
+
+@app.command()
+def link(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="Node (inventory host) name.")],
+    interface: Annotated[str, typer.Argument(help="Interface on that node.")],
+    state: Annotated[str, typer.Argument(help="up or down")],
+    prefix: PrefixOption = None,
+) -> None:
+    """Take a lab link down or up (fault injection)."""
+    from dzops.exceptions import UsageError
+
+    if state not in ("up", "down"):
+        raise UsageError(f"link state must be 'up' or 'down', not '{state}'")
+    settings: Settings = ctx.obj
+    lab, _ = _lab(settings, prefix)
+    lab.set_link(node, interface, state == "up")
+    say(f"dzops: {node} {interface} {state}")

@@ -50,7 +50,8 @@ class Interface(Model):
 
 class Uplink(Model):
     switch: str
-    port: InterfaceName
+    port: InterfaceName  # the switch port the device is plugged into
+    interface: InterfaceName = "eth0"  # the device's own uplink interface
 
 
 class Radio(Model):

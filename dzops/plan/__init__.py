@@ -1,0 +1,1 @@
+"""Pure functions: inventory -> intended state and rendered configs. No sockets, no subprocesses."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything dzops and its lab need on Debian 12 (run as root): Debian packages, then
+# dzops itself in ./.venv. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(
+  python3 python3-venv python3-pip git openssl ca-certificates
+  iproute2 procps iputils-ping util-linux            # namespaces, links, ps, ping, unshare/nsenter
+  frr openssh-server openssh-client sshpass lldpd hostapd  # the lab's routers, switches, APs, logins
+  debootstrap dpkg-dev apt-utils                     # the servers' base image and the lab package repo
+  cron graphviz chromium                             # schedules, diagrams, report screenshots
+)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "dzops install: apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+echo "dzops install: ready (.venv/bin/dzops)" >&2
