@@ -28,7 +28,16 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = Path("/var/cache/dzops/base-bookworm")
 SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
-INCLUDE = ("openssh-server", "python3", "python3-apt", "sudo", "iproute2", "iputils-ping", "ca-certificates", "lldpd")
+INCLUDE = (
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "sudo",
+    "iproute2",
+    "iputils-ping",
+    "ca-certificates",
+    "lldpd",
+)
 # Bump when the build steps change in a way the package lists do not show.
 RECIPE_REVISION = 1
 MARKER = "etc/dzops-base-image.json"  # inside the image, so a server can tell what it runs
@@ -194,8 +203,10 @@ def _install_lab_packages(root: Path) -> None:
     """Install the old version of the lab packages so `apt-get upgrade` has real work in a host."""
     staging = root / "tmp" / "dz-lab-packages"
     debs = pkgrepo.build_packages(staging, pkgrepo.INSTALLED_VERSION)
-    _run(["chroot", str(root), "dpkg", "-i", *(f"/tmp/dz-lab-packages/{d.name}" for d in debs)],
-         "installing the lab packages in the base image")
+    _run(
+        ["chroot", str(root), "dpkg", "-i", *(f"/tmp/dz-lab-packages/{d.name}" for d in debs)],
+        "installing the lab packages in the base image",
+    )
     shutil.rmtree(staging)
 
 
@@ -221,7 +232,12 @@ def _slim(root: Path) -> None:
 
 
 def _write_marker(root: Path, mirror: str) -> None:
-    marker = {"stamp": recipe_stamp(), "suite": SUITE, "include": list(INCLUDE), "mirror": mirror,
-              "lab_packages": pkgrepo.lab_packages()}
+    marker = {
+        "stamp": recipe_stamp(),
+        "suite": SUITE,
+        "include": list(INCLUDE),
+        "mirror": mirror,
+        "lab_packages": pkgrepo.lab_packages(),
+    }
     (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     os.sync()  # the rename that publishes the image must not outrun its contents

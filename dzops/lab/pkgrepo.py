@@ -132,15 +132,25 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], what: s
 def start(bind_address: str, port: int, repo_dir: Path, log_file: Path | None = None) -> int:
     """Serve repo_dir over HTTP on bind_address:port; returns the server's PID.
 
-    Builds the repository first if repo_dir has no index. The server runs in its own session so
-    it outlives the calling process (`dzops lab down` may run from another process).
+    Builds the repository first unless repo_dir already holds the current one. The server runs
+    in its own session so it outlives the calling process (`dzops lab down` may run elsewhere).
     """
-    if not (repo_dir / "Packages").exists():
-        build_repo(repo_dir)
-    argv = [sys.executable, "-m", "http.server", "--bind", bind_address, "--directory", str(repo_dir), str(port)]
+    build_repo(repo_dir)
+    argv = [
+        sys.executable,
+        "-m",
+        "http.server",
+        "--bind",
+        bind_address,
+        "--directory",
+        str(repo_dir),
+        str(port),
+    ]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
     finally:
         if log_file:
             out.close()  # type: ignore[union-attr]

@@ -121,7 +121,7 @@ def start_server(
         directory.mkdir(parents=True, exist_ok=True)
     pid = _spawn_holder(node, netns, node_dir, base_image)
     try:
-        _wait_for_init(pid, node.name)
+        _wait_for_init(pid, node.name, node_dir)
         root = Path(f"/proc/{pid}/root")
         _write_config(root, node, host_key, repo_url)
         _run_setup(pid, node)
@@ -144,7 +144,9 @@ def _spawn_holder(node: LabNode, netns: str, node_dir: Path, base_image: Path) -
     ]  # fmt: skip
     with open(node_dir / "holder.log", "ab") as out:
         # Own session: the server must outlive the process that started it (`dzops lab up`).
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         children = _children(proc.pid)
@@ -152,7 +154,9 @@ def _spawn_holder(node: LabNode, netns: str, node_dir: Path, base_image: Path) -
             _holders[children[0]] = proc
             return children[0]
         if proc.poll() is not None:
-            raise LabError(f"server {node.name}: holder failed ({proc.returncode}): {_tail(node_dir / 'holder.log')}")
+            raise LabError(
+                f"server {node.name}: holder failed ({proc.returncode}): {_tail(node_dir / 'holder.log')}"
+            )
         time.sleep(0.005)
     proc.kill()
     raise LabError(f"server {node.name}: unshare did not fork within {_START_TIMEOUT_S:.0f} s")
@@ -172,14 +176,16 @@ def _tail(path: Path, lines: int = 10) -> str:
         return "(no log)"
 
 
-def _wait_for_init(pid: int, name: str) -> None:
+def _wait_for_init(pid: int, name: str, node_dir: Path) -> None:
     """Wait until the holder script has exec'd PID 1 inside the chroot (mounts are then done)."""
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError):
-            raise LabError(f"server {name}: holder exited during setup (see holder.log)") from None
+            raise LabError(
+                f"server {name}: holder exited during setup: {_tail(node_dir / 'holder.log')}"
+            ) from None
         if _INIT_TAG.encode() in args[-2:]:
             return
         time.sleep(0.005)
@@ -205,7 +211,9 @@ def _write_config(root: Path, node: LabNode, host_key: Path, repo_url: str) -> N
     """Write the server's identity and config files through /proc/PID/root (its merged root)."""
     _write(root / "etc/hostname", f"{node.name}\n")
     # sudo resolves the hostname; without this line it would wait on unreachable DNS servers.
-    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{node.name}\n::1\tlocalhost ip6-localhost\n")
+    _write(
+        root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{node.name}\n::1\tlocalhost ip6-localhost\n"
+    )
     _write(root / "etc/resolv.conf", "# dzops lab: no DNS inside the lab\n")
     # The real mirror is unreachable from inside the namespaces: the lab repository is the only source.
     _write(root / "etc/apt/sources.list", f"deb [trusted=yes] {repo_url.rstrip('/')}/ ./\n")
@@ -235,7 +243,9 @@ def _run_setup(pid: int, node: LabNode) -> None:
     argv = server_exec_argv(pid, ["/bin/sh", "-c", _SETUP_SCRIPT, "dz-setup", node.login_user, *pairs])
     secret = f"{node.login_user}:{node.login_password}\n"
     try:
-        subprocess.run(argv, input=secret, text=True, capture_output=True, check=True, timeout=_START_TIMEOUT_S)
+        subprocess.run(
+            argv, input=secret, text=True, capture_output=True, check=True, timeout=_START_TIMEOUT_S
+        )
     except subprocess.CalledProcessError as exc:
         # stderr of useradd/ip/sshd -t; chpasswd never echoes the password.
         raise LabError(f"server {node.name}: setup failed ({exc.returncode}): {exc.stderr.strip()}") from exc
