@@ -16,6 +16,7 @@ import typer
 
 from dzops.cli import inventory as inventory_cmd
 from dzops.cli import lab as lab_cmd
+from dzops.cli import provision_wan as provision_wan_cmd
 from dzops.cli.exit_codes import ExitCode, exit_code_for
 from dzops.cli.output import Settings, error
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
+app.command("provision-wan")(provision_wan_cmd.provision_wan)
 
 SAMPLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
 

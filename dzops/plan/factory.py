@@ -8,4 +8,4 @@ from dzops.plan.render import render
 
 def factory_frr_config(device: Device) -> str:
     """frr.conf of a router or switch at factory state: hostname, loopback, the site LAN address."""
-    return render("frr", "base", device=device)
+    return render("frr", "router", device=device, wan_ends=[])

@@ -1,0 +1,1 @@
+"""The only layer that touches devices: drivers, fan-out, ansible-runner."""

@@ -1,0 +1,68 @@
+"""The interface every network driver offers (modelled on NAPALM's NetworkDriver)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Credentials:
+    host: str  # inventory name, used in every message
+    address: str  # management address
+    username: str
+    password: str = field(repr=False)
+    known_hosts: Path | None = None  # None: host keys are not checked (only ever for recorded transcripts)
+    port: int = 22
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """What turning the running config into the candidate takes, as config lines."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.add and not self.remove
+
+    def text(self) -> str:
+        """A readable diff, removals first.
+
+        >>> print(ConfigDiff(add=("interface eth0", " ip address 10.0.0.1/30"), remove=("ip route 0.0.0.0/0 1.1.1.1",)).text())
+        - ip route 0.0.0.0/0 1.1.1.1
+        + interface eth0
+        +  ip address 10.0.0.1/30
+        """
+        return "\n".join([f"- {line}" for line in self.remove] + [f"+ {line}" for line in self.add])
+
+
+@runtime_checkable
+class NetworkDriver(Protocol):
+    credentials: Credentials
+
+    def open(self) -> None:
+        """Connect; raises ConnectionFailed, AuthenticationFailed or HostKeyMismatch."""
+
+    def close(self) -> None: ...
+
+    def get_config(self) -> str:
+        """The running configuration as text."""
+
+    def compare_config(self, candidate: str) -> ConfigDiff:
+        """What `load_replace_candidate(candidate)` would change; touches nothing."""
+
+    def load_replace_candidate(self, candidate: str) -> ConfigDiff:
+        """Make the running config equal to the candidate (a whole config); returns what changed."""
+
+    def rollback(self, saved: str) -> None:
+        """Restore a configuration saved with get_config() before a change."""
+
+    def save_config(self) -> None:
+        """Persist the running configuration across a restart (write memory)."""
+
+    def cli(self, commands: list[str]) -> dict[str, str]:
+        """Run show commands; returns command -> output. Error replies raise DeviceError."""

@@ -1,0 +1,191 @@
+"""FRRouting over SSH: vtysh commands on exec channels, config replace with FRR's own frr-reload.py.
+
+What the device must offer (as a real FRR box does for its admin, and the lab's routers do):
+- an exec channel runs one vtysh command (`show running-config`, `write memory`);
+- SFTP into the login user's home directory, to upload a candidate config;
+- `frr-reload ARGS` on an exec channel runs `/usr/lib/frr/frr-reload.py ARGS` as root.
+
+Config replace: the candidate is the router's whole intended frr.conf. `frr-reload --test` prints
+the lines to delete and add, `frr-reload --reload` applies exactly that delta and writes the
+config. Rollback is the same operation with the saved running config as the candidate.
+One SSH connection per device and no pty: exec channels are what makes fan-out cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import uuid
+from typing import Any
+
+from dzops.exceptions import AuthenticationFailed, ConnectionFailed, DeviceError, HostKeyMismatch
+from dzops.execute.drivers.base import ConfigDiff, Credentials
+
+log = logging.getLogger(__name__)
+
+# vtysh prints these before the config; frr-reload reads the config from "frr version" on.
+RUNNING_CONFIG_PREAMBLE = ("Building configuration...", "Current configuration:")
+
+
+def strip_preamble(text: str) -> str:
+    """The config part of `show running-config` output.
+
+    >>> strip_preamble("Building configuration...\\n\\nCurrent configuration:\\n!\\nfrr version 8.4.4\\nhostname r1\\n")
+    '!\\nfrr version 8.4.4\\nhostname r1\\n'
+    """
+    lines = text.splitlines(keepends=True)
+    while lines and (not lines[0].strip() or lines[0].strip() in RUNNING_CONFIG_PREAMBLE):
+        lines.pop(0)
+    return "".join(lines)
+
+
+def error_lines(output: str) -> list[str]:
+    """vtysh's error replies; vtysh exits 0 on some of them, so replies are always checked.
+
+    >>> error_lines("hostname r1\\n% Unknown command: shw run\\n")
+    ['% Unknown command: shw run']
+    """
+    return [line for line in output.splitlines() if line.startswith("% ")]
+
+
+def parse_reload_test(output: str) -> ConfigDiff:
+    """Parse `frr-reload.py --test` output into lines to remove and add.
+
+    >>> out = "\\nLines To Delete\\n===============\\nip route 10.0.0.0/8 10.1.1.1\\n\\nLines To Add\\n============\\ninterface eth0\\n ip address 10.9.9.1/30\\n"
+    >>> d = parse_reload_test(out)
+    >>> d.remove, d.add
+    (('ip route 10.0.0.0/8 10.1.1.1',), ('interface eth0', ' ip address 10.9.9.1/30'))
+    """
+    add: list[str] = []
+    remove: list[str] = []
+    target: list[str] | None = None
+    for line in output.splitlines():
+        if line.strip() == "Lines To Delete":
+            target = remove
+        elif line.strip() == "Lines To Add":
+            target = add
+        elif target is not None and line.strip() and set(line.strip()) != {"="}:
+            target.append(line.rstrip())
+    return ConfigDiff(add=tuple(add), remove=tuple(remove))
+
+
+class Driver:
+    """NetworkDriver for FRR (see dzops.execute.drivers.base)."""
+
+    def __init__(self, credentials: Credentials, **_options: Any) -> None:
+        self.credentials = credentials
+        self._client: Any = None
+
+    # -- connection ---------------------------------------------------------------------------
+    def open(self) -> None:
+        import paramiko
+
+        c = self.credentials
+        client = paramiko.SSHClient()
+        if c.known_hosts is not None:
+            try:
+                client.load_host_keys(str(c.known_hosts))
+            except OSError as exc:
+                raise HostKeyMismatch(c.host, f"cannot read known_hosts {c.known_hosts}: {exc.strerror}") from None
+        # An unknown key is refused, never learned: the first connection is as trusted as the rest.
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(c.address, port=c.port, username=c.username, password=c.password,
+                           timeout=c.timeout, banner_timeout=c.timeout, auth_timeout=c.timeout,
+                           look_for_keys=False, allow_agent=False)
+        except paramiko.BadHostKeyException:
+            raise HostKeyMismatch(c.host, f"SSH host key of {c.address} differs from known_hosts") from None
+        except paramiko.AuthenticationException:
+            raise AuthenticationFailed(c.host, f"authentication failed for user {c.username}") from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise HostKeyMismatch(c.host, f"SSH host key of {c.address} is not in known_hosts") from None
+            raise ConnectionFailed(c.host, f"SSH to {c.address} failed: {exc}") from None
+        except (OSError, socket.timeout) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise ConnectionFailed(c.host, f"cannot reach {c.address}:{c.port}: {reason}") from None
+        self._client = client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Driver:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _exec(self, command: str) -> tuple[int, str, str]:
+        if self._client is None:
+            raise DeviceError(self.credentials.host, "not connected")
+        try:
+            _, stdout, stderr = self._client.exec_command(command, timeout=120)
+            out = stdout.read().decode(errors="replace")
+            err = stderr.read().decode(errors="replace")
+            return stdout.channel.recv_exit_status(), out, err
+        except (OSError, socket.timeout) as exc:
+            raise ConnectionFailed(self.credentials.host, f"connection lost during '{command}': {exc}") from None
+
+    # -- NetworkDriver ------------------------------------------------------------------------
+    def cli(self, commands: list[str]) -> dict[str, str]:
+        results = {}
+        for command in commands:
+            status, out, err = self._exec(command)
+            errors = error_lines(out) + error_lines(err)
+            if errors or status != 0:
+                reason = errors[0] if errors else (err.strip() or f"exit status {status}")
+                raise DeviceError(self.credentials.host, f"'{command}' failed: {reason}")
+            results[command] = out
+        return results
+
+    def get_config(self) -> str:
+        return strip_preamble(self.cli(["show running-config"])["show running-config"])
+
+    def _upload(self, text: str) -> str:
+        name = f"dzops-candidate-{uuid.uuid4().hex[:8]}.conf"
+        sftp = self._client.open_sftp()
+        try:
+            sftp.putfo(io.BytesIO(text.encode()), name)
+        finally:
+            sftp.close()
+        return name
+
+    def _remove(self, name: str) -> None:
+        sftp = self._client.open_sftp()
+        try:
+            sftp.remove(name)
+        except OSError:
+            log.debug("%s: could not remove %s", self.credentials.host, name)
+        finally:
+            sftp.close()
+
+    def _reload(self, mode: str, candidate: str) -> str:
+        name = self._upload(candidate)
+        try:
+            status, out, err = self._exec(f"frr-reload {mode} {name}")
+        finally:
+            self._remove(name)
+        if status != 0:
+            detail = (err.strip() or out.strip()).splitlines()
+            raise DeviceError(self.credentials.host, f"frr-reload {mode} failed: {detail[-1] if detail else status}")
+        return out
+
+    def compare_config(self, candidate: str) -> ConfigDiff:
+        return parse_reload_test(self._reload("--test", candidate))
+
+    def load_replace_candidate(self, candidate: str) -> ConfigDiff:
+        diff = self.compare_config(candidate)
+        if not diff.empty:
+            # --reload applies the delta through vtysh and then writes frr.conf itself.
+            self._reload("--reload --stdout", candidate)
+        return diff
+
+    def rollback(self, saved: str) -> None:
+        self.load_replace_candidate(saved)
+
+    def save_config(self) -> None:
+        self.cli(["write memory"])

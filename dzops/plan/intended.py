@@ -1,0 +1,13 @@
+"""The intended configuration of each device: what provisioning applies and drift compares with."""
+
+from __future__ import annotations
+
+from dzops.inventory.models import Device, Inventory
+from dzops.plan.render import render
+from dzops.plan.wan import WanEnd, wan_ends
+
+
+def frr_config(inventory: Inventory, device: Device, ends: dict[str, list[WanEnd]] | None = None) -> str:
+    """The whole intended frr.conf of an FRR router or switch."""
+    ends = ends if ends is not None else wan_ends(inventory)
+    return render("frr", "router", device=device, wan_ends=ends.get(device.name, []))
