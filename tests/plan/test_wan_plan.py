@@ -1,0 +1,91 @@
+"""The WAN plan is pure: same inventory, same addresses and candidates, every time."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from dzops.exceptions import InventoryError, UsageError
+from dzops.inventory.loader import load_inventory
+from dzops.inventory.models import WanLink
+from dzops.plan.wan import allocate_subnets, end_addresses, links_in_scope, plan_wan, wan_ends
+
+SAMPLE = Path(__file__).resolve().parents[2] / "inventory"
+
+
+@pytest.fixture(scope="module")
+def inventory():
+    return load_inventory(SAMPLE)
+
+
+def _link(name: str, subnet: str | None = None) -> WanLink:
+    return WanLink(name=name, a={"host": "hq", "interface": f"e-{name}"}, b={"host": name, "interface": "eth0"},
+                   provider="BT", circuit_id=f"C-{name}", bandwidth_mbps=10, routing={"protocol": "ospf"},
+                   subnet=subnet)
+
+
+@pytest.mark.parametrize(("links", "pool", "prefixlen", "expected"), [
+    ([_link("a"), _link("b")], "10.0.0.0/29", 30, {"a": "10.0.0.0/30", "b": "10.0.0.4/30"}),
+    ([_link("a"), _link("b", "10.0.0.0/30")], "10.0.0.0/29", 30, {"a": "10.0.0.4/30", "b": "10.0.0.0/30"}),
+    ([_link("a"), _link("b")], "10.0.0.0/30", 31, {"a": "10.0.0.0/31", "b": "10.0.0.2/31"}),
+    # a taken subnet that is not aligned to /30 still blocks the /30s it overlaps
+    ([_link("a"), _link("b", "10.0.0.2/31")], "10.0.0.0/28", 30, {"a": "10.0.0.4/30", "b": "10.0.0.2/31"}),
+], ids=["fresh", "keeps-taken", "slash31", "overlap-blocks"])
+def test_allocation_is_deterministic_and_never_reuses(links, pool, prefixlen, expected):
+    got = allocate_subnets(links, IPv4Network(pool), prefixlen)
+    assert {k: str(v) for k, v in got.items()} == expected
+    assert allocate_subnets(links, IPv4Network(pool), prefixlen) == got
+
+
+def test_exhausted_pool_is_an_inventory_error():
+    with pytest.raises(InventoryError, match="exhausted"):
+        allocate_subnets([_link("a"), _link("b")], IPv4Network("10.0.0.0/30"))
+
+
+def test_end_addresses_are_distinct_hosts_of_the_subnet():
+    a, b = end_addresses(IPv4Network("10.30.255.8/30"))
+    assert (str(a), str(b)) == ("10.30.255.9/30", "10.30.255.10/30")
+
+
+def test_every_link_end_gets_its_far_end_and_far_lan(inventory):
+    ends = wan_ends(inventory)
+    talo = ends["gewog-talo-rtr1"]
+    assert len(talo) == 1 and talo[0].far_host == "punakha-hq-rtr1"
+    assert [str(p) for p in talo[0].far_lan_prefixes] == ["10.30.1.0/24"]
+    hq = {e.link: e for e in ends["punakha-hq-rtr1"]}
+    assert len(hq) == len(inventory.wan_links)
+    assert str(hq["hq-talo"].far_address) == str(talo[0].address.ip)
+    assert hq["hq-talo"].address.network == talo[0].address.network
+
+
+def test_scope_by_name_site_and_all(inventory):
+    assert links_in_scope(inventory, ["hq-talo"]) == ["hq-talo"]
+    assert links_in_scope(inventory, site="talo") == ["hq-talo"]
+    assert len(links_in_scope(inventory, site="hq")) == len(inventory.wan_links)
+    with pytest.raises(UsageError, match="nosuch"):
+        links_in_scope(inventory, ["nosuch"])
+
+
+def test_a_run_on_one_link_leaves_other_unprovisioned_links_out(inventory):
+    plan = plan_wan(inventory, ["hq-talo"])
+    assert sorted(plan.candidates) == ["gewog-talo-rtr1", "punakha-hq-rtr1"]
+    hq = plan.candidates["punakha-hq-rtr1"]
+    assert "to gewog-talo-rtr1 eth0" in hq
+    assert "to gewog-barp-rtr1" not in hq  # not provisioned, not in scope
+
+
+def test_excluded_link_disappears_from_the_candidates(inventory):
+    plan = plan_wan(inventory, ["hq-talo", "hq-barp"], exclude={"hq-barp"})
+    assert plan.scope == ("hq-talo",)
+    assert "gewog-barp-rtr1" not in plan.candidates["punakha-hq-rtr1"]
+
+
+def test_candidate_is_a_whole_router_config_with_ospf_point_to_point(inventory):
+    text = plan_wan(inventory, ["hq-talo"]).candidates["gewog-talo-rtr1"]
+    assert text.startswith("frr version")
+    assert "hostname gewog-talo-rtr1" in text
+    assert " ip ospf network point-to-point" in text
+    assert "ospf router-id 10.30.254.19" in text
+    assert "|" not in text
