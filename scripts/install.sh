@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(
-  python3 python3-venv python3-pip git openssl ca-certificates
+  python3 python3-venv python3-pip git openssl ca-certificates sudo
   iproute2 procps iputils-ping util-linux            # namespaces, links, ps, ping, unshare/nsenter
   frr openssh-server openssh-client sshpass lldpd hostapd  # the lab's routers, switches, APs, logins
   debootstrap dpkg-dev apt-utils                     # the servers' base image and the lab package repo

@@ -1,0 +1,791 @@
+"""Turn a `LabSpec` into running namespaces, links and daemons, and remove them again.
+
+Each node is a network namespace `{prefix}-{node}` plus a long-lived holder process (`unshare`
+run by `ip netns exec`) whose mount and UTS namespaces are the node's; everything in the node is
+started with `nsenter -t HOLDER ...`. Management interfaces `mgmt0` hang off the root bridge
+`{prefix}-mgmt`, which carries `spec.mgmt_gateway`. Node kinds are described in
+`dzops.lab.routers` (routers, switches, access points) and `dzops.lab.servers` (Linux hosts).
+
+`state_dir/state.json` records what was created (namespaces, root links, bridge, holder and
+daemon pids, service pids) so that `Lab(spec).down()` in a fresh process removes exactly that.
+`down()` also sweeps namespaces and root links that carry the prefix but were not recorded
+(a build killed between creating and recording them); it never touches other prefixes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dzops.exceptions import LabError
+from dzops.lab import netns, routers
+from dzops.lab.spec import LabInterface, LabLink, LabNode, LabSpec
+
+try:  # server nodes, the package repository and SMTP belong to another module set
+    from dzops.lab import servers as _servers
+except ImportError:  # pragma: no cover - depends on the tree
+    _servers = None  # type: ignore[assignment]
+try:
+    from dzops.lab import pkgrepo as _pkgrepo
+except ImportError:  # pragma: no cover
+    _pkgrepo = None  # type: ignore[assignment]
+try:
+    from dzops.lab import smtp as _smtp  # type: ignore[attr-defined]
+except ImportError:
+    _smtp = None  # type: ignore[assignment]
+try:
+    from dzops.lab import base_image as _base_image
+except ImportError:  # pragma: no cover
+    _base_image = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+KNOWN_HOSTS = "known_hosts"
+_PREFIX_RE = re.compile(r"^[a-z0-9]{1,6}$")
+_WORKERS = 8  # measured: more than ~8 parallel builders only queue on 2 cores
+_START_TIMEOUT_S = 15.0
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    kind: str
+    netns: str
+    mgmt_address: str
+    holder_pid: int | None
+    holder_alive: bool
+    daemons: dict[str, bool] = field(default_factory=dict)  # name -> alive
+    expected_daemons: list[str] = field(default_factory=list)  # what up() started
+    ssh: bool = False  # TCP/22 on the mgmt address answered with an SSH banner
+    ssh_banner: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return (
+            self.holder_alive and self.ssh and all(self.daemons.get(d, False) for d in self.expected_daemons)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "healthy": self.healthy}
+
+
+@dataclass
+class LabStatus:
+    prefix: str
+    state_dir: str
+    running: bool  # a state file exists
+    mgmt_bridge: str
+    nodes: list[NodeStatus] = field(default_factory=list)
+    services: dict[str, bool] = field(default_factory=dict)  # pkgrepo/smtp -> alive
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and all(n.healthy for n in self.nodes) and all(self.services.values())
+
+    def node(self, name: str) -> NodeStatus:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "state_dir": self.state_dir,
+            "running": self.running,
+            "mgmt_bridge": self.mgmt_bridge,
+            "healthy": self.healthy,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "services": dict(self.services),
+        }
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the virtual lab needs root (network namespaces, mounts): run it with sudo")
+
+
+def _ip(cidr: str) -> str:
+    return cidr.split("/", 1)[0]
+
+
+def mgmt_bridge_name(prefix: str) -> str:
+    name = f"{prefix}-mgmt"
+    return name if len(name) <= netns.IFNAMSIZ else f"{prefix[:10]}-mgmt"
+
+
+class Lab:
+    """One virtual lab; all methods except construction need root."""
+
+    def __init__(self, spec: LabSpec) -> None:
+        self.spec = spec
+        self.prefix = spec.prefix
+        self.state_dir = Path(spec.state_dir)
+        self.mgmt_bridge = mgmt_bridge_name(spec.prefix)
+        self._state_lock = threading.Lock()
+        self._state: dict[str, Any] = {}
+        self._holders: dict[int, subprocess.Popen[bytes]] = {}  # our children, reaped on down()
+
+    # --- names and paths ---------------------------------------------------------------------
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.state_dir / KNOWN_HOSTS
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def netns_name(self, node: LabNode | str) -> str:
+        return f"{self.prefix}-{node if isinstance(node, str) else node.name}"
+
+    def node_dir(self, name: str) -> Path:
+        return self.state_dir / "nodes" / name
+
+    def _root_mgmt_end(self, index: int) -> str:
+        return f"{self.prefix}-m{index}"
+
+    # --- validation --------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        spec = self.spec
+        if not _PREFIX_RE.match(spec.prefix):
+            raise LabError(f"lab prefix {spec.prefix!r} must be 1-6 characters of [a-z0-9]")
+        if any(c in str(self.state_dir) for c in ",:") or not self.state_dir.is_absolute():
+            raise LabError(
+                f"state_dir {self.state_dir} must be absolute and contain no ',' or ':' (overlayfs)"
+            )
+        ipaddress.ip_interface(spec.mgmt_gateway)
+        names: set[str] = set()
+        addresses = {_ip(spec.mgmt_gateway)}
+        for node in spec.nodes:
+            if node.name in names or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", node.name):
+                raise LabError(f"node name {node.name!r} is duplicated or not a valid hostname")
+            names.add(node.name)
+            if _ip(node.mgmt_address) in addresses:
+                raise LabError(f"{node.name}: management address {node.mgmt_address} is used twice")
+            addresses.add(_ip(node.mgmt_address))
+            ipaddress.ip_interface(node.mgmt_address)
+            if node.kind == "server" and _servers is None:
+                raise LabError(f"{node.name}: server nodes need dzops.lab.servers, which is missing")
+        for link in spec.links:
+            for end_node, end_if in ((link.a_node, link.a_interface), (link.b_node, link.b_interface)):
+                if end_node not in names:
+                    raise LabError(f"link {link}: unknown node {end_node}")
+                netns.check_ifname(end_if)
+        for node in spec.nodes:
+            seen = [i.name for i in self._node_ifaces(node)]
+            if len(seen) != len(set(seen)) or "mgmt0" in seen:
+                raise LabError(f"{node.name}: interface names repeat or reuse mgmt0: {seen}")
+
+    def _node_ifaces(self, node: LabNode) -> list[LabInterface]:
+        """Data interfaces of a node: declared ones plus link ends not declared (by name)."""
+        result = list(node.interfaces)
+        declared = {i.name for i in node.interfaces}
+        for link in self.spec.links:
+            for end_node, end_if in ((link.a_node, link.a_interface), (link.b_node, link.b_interface)):
+                if end_node == node.name and end_if not in declared:
+                    result.append(LabInterface(end_if))
+                    declared.add(end_if)
+        return result
+
+    def _linked(self, node: str, ifname: str) -> LabLink | None:
+        for link in self.spec.links:
+            if (link.a_node, link.a_interface) == (node, ifname) or (link.b_node, link.b_interface) == (
+                node,
+                ifname,
+            ):
+                return link
+        return None
+
+    # --- state file --------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LabError(f"cannot read lab state {self.state_path}: {exc}") from exc
+
+    def _save_state(self) -> None:
+        with self._state_lock:
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True))
+            tmp.chmod(0o600)
+            os.replace(tmp, self.state_path)
+
+    def _node_state(self, name: str) -> dict[str, Any]:
+        state = self._load_state()
+        if not state or name not in state.get("nodes", {}):
+            raise LabError(
+                f"node {name!r} is not running in lab {self.prefix!r} (no state in {self.state_path})"
+            )
+        self._state = state
+        return state["nodes"][name]
+
+    # --- up ----------------------------------------------------------------------------------
+
+    def up(self) -> LabStatus:
+        """Build the lab; if it is already up, only restart dead daemons. Returns the status."""
+        _require_root()
+        self._validate()
+        if self._load_state() is not None:
+            current = self.status()
+            if (
+                current.nodes
+                and all(n.holder_alive for n in current.nodes)
+                and {n.name for n in current.nodes} == {n.name for n in self.spec.nodes}
+            ):
+                log.info("lab %s already up; restarting dead daemons only", self.prefix)
+                for ns in current.nodes:
+                    for daemon in ns.expected_daemons:
+                        if not ns.daemons.get(daemon):
+                            self.start_daemon(ns.name, daemon)
+                return self.status()
+            log.warning("lab %s is partly gone; rebuilding it", self.prefix)
+            self.down()
+        started = time.monotonic()
+        try:
+            self._build()
+        except BaseException:
+            log.error("lab %s: build failed, removing what was created", self.prefix)
+            try:
+                self.down()
+            except Exception:  # the original error matters more; down() logged its own
+                log.exception("lab %s: cleanup after failed build also failed", self.prefix)
+            raise
+        log.info(
+            "lab %s up: %d nodes in %.1f s", self.prefix, len(self.spec.nodes), time.monotonic() - started
+        )
+        return self.status()
+
+    def _build(self) -> None:
+        spec = self.spec
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # host keys and password hashes live below
+        (self.state_dir / "nodes").mkdir(exist_ok=True)
+        root_ends = [self._root_mgmt_end(i) for i in range(len(spec.nodes))]
+        # Record the intent before creating anything, so a crash mid-way is still fully removable.
+        self._state = {
+            "prefix": self.prefix,
+            "mgmt_bridge": self.mgmt_bridge,
+            "mgmt_gateway": spec.mgmt_gateway,
+            "netns": [self.netns_name(n) for n in spec.nodes],
+            "root_links": root_ends,
+            "bridges": [self.mgmt_bridge],
+            "nodes": {},
+            "services": {},
+        }
+        self._save_state()
+
+        netns.ip_batch(
+            [
+                *netns.add_bridge_cmds(self.mgmt_bridge),
+                f"addr add {spec.mgmt_gateway} dev {self.mgmt_bridge}",
+            ],
+            what=f"lab {self.prefix}: management bridge",
+        )
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(lambda n: netns.add_netns(self.netns_name(n)), spec.nodes))
+        netns.ip_batch(self._root_link_cmds(root_ends), what=f"lab {self.prefix}: veth links")
+        self._start_services()
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for node, node_state in zip(spec.nodes, pool.map(self._build_node, spec.nodes), strict=True):
+                self._state["nodes"][node.name] = node_state
+        self._save_state()
+        self._write_known_hosts()
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(self._lldp_update, self._state["nodes"].items()))
+
+    def _lldp_update(self, item: tuple[str, dict[str, Any]]) -> None:
+        """Make every lldpd transmit now: the first frames went out while neighbours were still
+        being built, and the next would only follow after the 30 s transmit interval."""
+        name, node = item
+        if "lldp_socket" in node:
+            self._exec_checked(name, ["lldpcli", "-u", node["lldp_socket"], "update"], "lldp update")
+
+    def _root_link_cmds(self, root_ends: list[str]) -> list[str]:
+        cmds: list[str] = []
+        for node, root_end in zip(self.spec.nodes, root_ends, strict=True):
+            cmds.append(netns.veth_cmd("mgmt0", self.netns_name(node), root_end, None))
+            cmds += [f"link set {root_end} master {self.mgmt_bridge}", f"link set {root_end} up"]
+        for link in self.spec.links:
+            cmds.append(
+                netns.veth_cmd(
+                    link.a_interface,
+                    self.netns_name(link.a_node),
+                    link.b_interface,
+                    self.netns_name(link.b_node),
+                )
+            )
+        for node in self.spec.nodes:
+            for iface in self._node_ifaces(node):
+                if self._linked(node.name, iface.name) is None:
+                    # No `dummy` module on this kernel: an unlinked port is a veth whose peer stays
+                    # in the node, so it has carrier like a port with a cable to an idle device.
+                    peer = routers.standin_peer(iface.name)
+                    cmds.append(
+                        netns.veth_cmd(iface.name, self.netns_name(node), peer, self.netns_name(node))
+                    )
+        return cmds
+
+    def _build_node(self, node: LabNode) -> dict[str, Any]:
+        ns = self.netns_name(node)
+        node_dir = self.node_dir(node.name)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        host_key = self._host_key(node, node_dir)
+        self._configure_links(node, ns)
+        base = {
+            "kind": node.kind,
+            "netns": ns,
+            "mgmt_address": node.mgmt_address,
+            "node_dir": str(node_dir),
+            "host_key_pub": host_key.with_suffix(".pub").read_text().strip(),
+        }
+        if node.kind == "server":
+            holder = _servers.start_server(  # type: ignore[union-attr]
+                node, ns, node_dir, host_key, Path(self.spec.base_image_dir), self._repo_url()
+            )
+            return {**base, "holder_pid": holder, "pid_ns": True, "daemons": {}, "expected": []}
+        holder = self._start_holder(node, ns, node_dir, host_key)
+        node_state: dict[str, Any] = {
+            **base,
+            "holder_pid": holder,
+            "pid_ns": False,
+            "lldp_socket": routers.LLDP_SOCKET,
+            "vlan_filtering": node.kind in ("switch", "ap") and vlan_filtering_supported(),
+            "daemons": {},
+            "pidfiles": {},
+            "expected": routers.expected_daemons(node),
+        }
+        for daemon in routers.daemons_for(node):
+            if daemon.name not in node_state["expected"]:
+                continue
+            node_state["pidfiles"][daemon.name] = daemon.pidfile
+            if daemon.name == "watchfrr":
+                # Daemons run with an empty config until vtysh -b; watchfrr comes after, as in frrinit.sh.
+                routers.load_frr_config(holder, node.name)
+            node_state["daemons"][daemon.name] = self._run_daemon(node.name, holder, daemon)
+            if daemon.name == "lldpd":
+                self._lldp_resume(node.name, holder)
+        log.debug("node %s built (holder %d)", node.name, holder)
+        return node_state
+
+    def _host_key(self, node: LabNode, node_dir: Path) -> Path:
+        key = node_dir / "ssh_host_ed25519_key"
+        if not key.exists() or not key.with_suffix(".pub").exists():
+            key.unlink(missing_ok=True)
+            netns.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", node.name, "-f", str(key)],
+                what=f"{node.name}: host key",
+            )
+        return key
+
+    def _configure_links(self, node: LabNode, ns: str) -> None:
+        cmds = [f"addr add {node.mgmt_address} dev mgmt0", "link set mgmt0 up", "link set lo up"]
+        bridged = node.kind in ("switch", "ap")
+        if bridged:
+            self._add_node_bridge(node, ns)
+        for iface in self._node_ifaces(node):
+            if bridged:
+                cmds.append(f"link set {iface.name} master br0")
+            cmds.append(f"link set {iface.name} up")
+            if self._linked(node.name, iface.name) is None:
+                cmds.append(f"link set {routers.standin_peer(iface.name)} up")
+        netns.ip_batch(cmds, netns=ns, what=f"{node.name}: interfaces")
+        for link in self.spec.links:
+            if not link.bandwidth_mbps:
+                continue
+            for end_node, end_if in ((link.a_node, link.a_interface), (link.b_node, link.b_interface)):
+                if end_node == node.name:
+                    netns.tbf(ns, end_if, link.bandwidth_mbps, what=f"{node.name}: shape {end_if}")
+
+    def _add_node_bridge(self, node: LabNode, ns: str) -> None:
+        """br0, VLAN-aware where the kernel can (CONFIG_BRIDGE_VLAN_FILTERING); plain otherwise."""
+        if vlan_filtering_supported():
+            netns.ip_batch(
+                netns.add_bridge_cmds("br0", vlan_filtering=True), netns=ns, what=f"{node.name}: br0"
+            )
+        else:
+            netns.ip_batch(netns.add_bridge_cmds("br0"), netns=ns, what=f"{node.name}: br0 (no VLAN support)")
+
+    def _start_holder(self, node: LabNode, ns: str, node_dir: Path, host_key: Path) -> int:
+        upper, work, home, logdir = (node_dir / d for d in ("etc-upper", "etc-work", "home", "log"))
+        for directory in (upper, work, home, logdir):
+            if directory in (upper, work) and directory.exists():
+                shutil.rmtree(directory)  # a stale upper layer would resurrect old users/configs
+            directory.mkdir(parents=True, exist_ok=True)
+        upper.chmod(0o755)
+        etc = routers.EtcWriter(upper)
+        routers.write_node_etc(etc, node, host_key, routers.hash_password(node.login_password, node.name))
+        routers.make_home(home, node.login_user)
+        (logdir / "frr").mkdir(exist_ok=True)
+        shutil.chown(logdir / "frr", "frr", "frr")
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--fork",
+            "--kill-child",
+            "--",
+            "/bin/sh",
+            "-c",
+            routers.HOLDER_SCRIPT,
+            "dz-holder",
+            node.name,
+            str(upper),
+            str(work),
+            str(home),
+            str(logdir),
+            "1" if node.kind == "router" else "0",
+        ]
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            env={"PATH": netns.NODE_PATH, "LANG": "C.UTF-8"},
+            start_new_session=True,  # outlives `lab up`
+        )
+        self._holders[proc.pid] = proc
+        assert proc.stdout is not None and proc.stderr is not None
+        ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace").strip() if proc.wait(5) is not None else ""
+            raise LabError(
+                f"{node.name}: node holder failed to start ({' '.join(argv[:12])}): {err or 'timeout'}"
+            )
+        proc.stdout.close()
+        proc.stderr.close()
+        return proc.pid
+
+    def _run_daemon(self, node_name: str, holder: int, daemon: routers.Daemon) -> int:
+        pidfile = Path(f"/proc/{holder}/root{daemon.pidfile}")
+        pidfile.unlink(missing_ok=True)  # so that we wait for the new pid, not a dead one
+        proc = netns.run(
+            netns.nsenter_argv(holder, daemon.argv), what=f"{node_name}: start {daemon.name}", check=False
+        )
+        if proc.returncode != 0:
+            detail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
+            raise LabError(f"{node_name}: {daemon.name} refused to start (exit {proc.returncode}): {detail}")
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            pid = netns.read_pidfile(pidfile)
+            if pid and netns.pid_alive(pid):
+                return pid
+            time.sleep(0.01)
+        raise LabError(f"{node_name}: {daemon.name} started but wrote no live pid to {daemon.pidfile}")
+
+    def _lldp_resume(self, node_name: str, holder: int) -> None:
+        """lldpd starts paused and only sends/receives once the lldpcli it spawns has applied
+        /etc/lldpd.d and said `resume`; do that ourselves, synchronously, so that when the build
+        ends every lldpd listens and the final `lldpcli update` round reaches every neighbour."""
+        argv = netns.nsenter_argv(
+            holder, ["lldpcli", "-u", routers.LLDP_SOCKET, "-c", "/etc/lldpd.d", "resume"]
+        )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            proc = netns.run(argv, what=f"{node_name}: lldp resume", check=False)
+            if proc.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"{node_name}: lldpcli resume failed: {proc.stderr.strip()[-300:]}")
+            time.sleep(0.05)
+
+    def _write_known_hosts(self) -> None:
+        lines = []
+        for _name, node in sorted(self._state["nodes"].items()):
+            key_type, key_b64 = node["host_key_pub"].split()[:2]
+            lines.append(f"{_ip(node['mgmt_address'])} {key_type} {key_b64}")
+        self.known_hosts_path.write_text("\n".join(lines) + "\n")
+
+    # --- services of other modules (package repo, SMTP): only for labs with servers ------------
+
+    def _repo_url(self) -> str:
+        return f"http://{_ip(self.spec.mgmt_gateway)}:{self.spec.package_repo_port}/"
+
+    def _start_services(self) -> None:
+        if not any(n.kind == "server" for n in self.spec.nodes):
+            return
+        if _base_image is not None:
+            _base_image.ensure_base_image(Path(self.spec.base_image_dir))
+        if _pkgrepo is not None:
+            repo_dir = self.state_dir / "repo"
+            _pkgrepo.build_repo(repo_dir)
+            self._state["services"]["pkgrepo"] = _pkgrepo.start(
+                _ip(self.spec.mgmt_gateway),
+                self.spec.package_repo_port,
+                repo_dir,
+                self.state_dir / "pkgrepo.log",
+            )
+        if _smtp is not None and hasattr(_smtp, "start"):
+            self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail")
+        self._save_state()
+
+    # --- status ------------------------------------------------------------------------------
+
+    def _reap_holders(self) -> None:
+        """Collect holders we started that have exited (e.g. removed by `down()` of another object)."""
+        for pid, proc in list(self._holders.items()):
+            if proc.poll() is not None:
+                del self._holders[pid]
+
+    def status(self) -> LabStatus:
+        _require_root()
+        self._reap_holders()
+        state = self._load_state()
+        result = LabStatus(self.prefix, str(self.state_dir), state is not None, self.mgmt_bridge)
+        if not state:
+            return result
+        nodes = state.get("nodes", {})
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            result.nodes = list(pool.map(lambda item: self._node_status(*item), nodes.items()))
+        result.services = {name: netns.pid_alive(pid) for name, pid in state.get("services", {}).items()}
+        return result
+
+    def _node_status(self, name: str, node: dict[str, Any]) -> NodeStatus:
+        holder = node.get("holder_pid")
+        alive = netns.pid_alive(holder)
+        daemons = {d: alive and netns.pid_alive(self._daemon_pid(node, d)) for d in node.get("pidfiles", {})}
+        if node["kind"] == "ap" and "hostapd" not in daemons:
+            daemons["hostapd"] = alive and netns.pid_alive(self._daemon_pid(node, "hostapd"))
+        banner = _ssh_banner(_ip(node["mgmt_address"])) if alive else ""
+        return NodeStatus(
+            name=name,
+            kind=node["kind"],
+            netns=node["netns"],
+            mgmt_address=node["mgmt_address"],
+            holder_pid=holder,
+            holder_alive=alive,
+            daemons=daemons,
+            expected_daemons=list(node.get("expected", [])),
+            ssh=banner.startswith("SSH-"),
+            ssh_banner=banner,
+        )
+
+    def _daemon_pid(self, node: dict[str, Any], daemon: str) -> int | None:
+        """The pidfile inside the node is the truth (an admin may restart a daemon over SSH)."""
+        pidfile = node.get("pidfiles", {}).get(daemon) or (
+            routers.HOSTAPD_PIDFILE if daemon == "hostapd" else None
+        )
+        if pidfile:
+            pid = netns.read_pidfile(Path(f"/proc/{node['holder_pid']}/root{pidfile}"))
+            if pid:
+                return pid
+        return node.get("daemons", {}).get(daemon)
+
+    # --- inside a node -----------------------------------------------------------------------
+
+    def exec_argv(self, node_name: str, argv: list[str]) -> list[str]:
+        """argv that runs `argv` as root at the node's console (its namespaces, root, cwd)."""
+        node = self._node_state(node_name)
+        if node.get("pid_ns") and _servers is not None:
+            return _servers.server_exec_argv(node["holder_pid"], list(argv))
+        return netns.nsenter_argv(node["holder_pid"], argv, pid_ns=bool(node.get("pid_ns")))
+
+    def exec(
+        self, node_name: str, argv: list[str], input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv as root inside the node, as if at its console; never raises on a non-zero exit."""
+        _require_root()
+        full = self.exec_argv(node_name, argv)
+        if not netns.pid_alive(self._node_state(node_name)["holder_pid"]):
+            raise LabError(f"{node_name}: node is not running (holder process gone)")
+        return subprocess.run(
+            full,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    def _exec_checked(self, node_name: str, argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+        proc = self.exec(node_name, argv)
+        if proc.returncode != 0:
+            raise LabError(
+                f"{node_name}: {what}: {' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
+        return proc
+
+    def set_link(self, node: str, interface: str, up: bool) -> None:
+        """Fault injection: take a port of a node down (the far end loses carrier) or up again."""
+        self._exec_checked(
+            node,
+            ["ip", "link", "set", "dev", interface, "up" if up else "down"],
+            f"set link {interface} {'up' if up else 'down'}",
+        )
+
+    def stop_daemon(self, node: str, daemon: str) -> None:
+        """Fault injection: stop one daemon; it stays stopped (watchfrr runs with --dry)."""
+        _require_root()
+        state = self._node_state(node)
+        self._daemon_def(node, daemon)
+        pid = self._daemon_pid(state, daemon)
+        if pid and netns.pid_alive(pid) and pid in netns.netns_pids(state["netns"]):
+            netns.kill_pids([pid])
+        log.info("%s: %s stopped", node, daemon)
+
+    def start_daemon(self, node: str, daemon: str) -> None:
+        """Start one daemon of a node if it is not running (reloading its part of frr.conf)."""
+        _require_root()
+        state = self._node_state(node)
+        definition = self._daemon_def(node, daemon)
+        if netns.pid_alive(self._daemon_pid(state, daemon)):
+            return
+        holder = state["holder_pid"]
+        pid = self._run_daemon(node, holder, definition)
+        if daemon == "lldpd":
+            self._lldp_resume(node, holder)
+        if definition.frr and daemon != "watchfrr":
+            routers.load_frr_config(holder, node, daemon)
+        with self._state_lock:
+            self._state["nodes"][node]["daemons"][daemon] = pid
+            self._state["nodes"][node].setdefault("pidfiles", {})[daemon] = definition.pidfile
+        self._save_state()
+
+    def _daemon_def(self, node: str, daemon: str) -> routers.Daemon:
+        try:
+            spec_node = self.spec.node(node)
+        except KeyError:
+            raise LabError(f"no node {node!r} in lab {self.prefix!r}") from None
+        if spec_node.kind == "server":
+            raise LabError(f"{node}: daemons of server nodes are managed inside the server, not by the lab")
+        return routers.daemon_by_name(spec_node, daemon)
+
+    def lldp_neighbors(self, node: str) -> list[tuple[str, str, str]]:
+        """(local interface, remote system name, remote port id) for each LLDP neighbour of node."""
+        sock = self._node_state(node).get("lldp_socket", routers.LLDP_SOCKET)
+        proc = self._exec_checked(node, ["lldpcli", "-u", sock, "-f", "json0", "show", "neighbors"], "lldp")
+        return parse_lldp_json0(proc.stdout)
+
+    # --- down --------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Remove every namespace, link, bridge, process and file of this lab prefix; idempotent."""
+        _require_root()
+        state = self._load_state() or {}
+        ns_prefix = f"{self.prefix}-"
+        namespaces = sorted(
+            set(state.get("netns", [])) | {n for n in netns.list_netns() if n.startswith(ns_prefix)}
+        )
+        for name, node in state.get("nodes", {}).items():
+            if node.get("kind") == "server" and _servers is not None and node.get("holder_pid"):
+                try:
+                    _servers.stop_server(node["holder_pid"], Path(node["node_dir"]))
+                except Exception as exc:  # keep removing the rest; the netns sweep kills leftovers
+                    log.warning("server %s: stop failed: %s", name, exc)
+        for service, pid in state.get("services", {}).items():
+            if service == "pkgrepo" and _pkgrepo is not None:
+                _pkgrepo.stop(pid)
+            elif service == "smtp" and _smtp is not None and hasattr(_smtp, "stop"):
+                _smtp.stop(pid)
+        # Everything whose network namespace is one of ours is ours: holders, daemons, sessions.
+        pids = [pid for ns in namespaces for pid in netns.netns_pids(ns)]
+        netns.kill_pids(pids)
+        self._reap_holders()
+        root_re = re.compile(rf"^{re.escape(self.prefix)}-(m\d+|\d+[ab])$")
+        links = set(state.get("root_links", [])) | {n for n in netns.root_links() if root_re.match(n)}
+        for link in sorted(links):
+            netns.delete_root_link(link)
+        for bridge in sorted(set(state.get("bridges", [])) | {self.mgmt_bridge}):
+            netns.delete_root_link(bridge)
+        for ns in namespaces:
+            netns.delete_netns(ns)
+        self._remove_files()
+        self._state = {}
+        log.info("lab %s removed", self.prefix)
+
+    def _remove_files(self) -> None:
+        if not self.state_dir.exists():
+            return
+        for mnt in netns.mounts_under(self.state_dir):
+            # Node mounts live in the holders' namespaces; this only catches mounts leaked into ours,
+            # which rmtree would otherwise descend into.
+            netns.run(["umount", "-l", mnt], what=f"lab {self.prefix}: unmount", check=False)
+        for name in ("nodes", "repo", "mail"):
+            shutil.rmtree(self.state_dir / name, ignore_errors=True)
+        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", STATE_FILE.replace(".json", ".tmp")):
+            (self.state_dir / name).unlink(missing_ok=True)
+        try:
+            self.state_dir.rmdir()
+        except OSError:
+            pass  # holds files that are not ours: leave them
+
+
+_vlan_filtering: bool | None = None
+_probe_lock = threading.Lock()
+
+
+def vlan_filtering_supported() -> bool:
+    """Whether this kernel has VLAN-aware bridges; probed once with a throwaway netns.
+
+    Some kernels (the project's CI VM: no CONFIG_BRIDGE_VLAN_FILTERING, no 8021q) refuse
+    `vlan_filtering 1` with "Operation not supported"; the lab then builds plain bridges.
+    """
+    global _vlan_filtering
+    with _probe_lock:
+        if _vlan_filtering is None:
+            _vlan_filtering = _probe_vlan_filtering()
+    return _vlan_filtering
+
+
+def _probe_vlan_filtering() -> bool:
+    probe = f"dzprobe-{os.getpid()}"
+    netns.add_netns(probe)
+    try:
+        proc = netns.run(
+            ["ip", "-n", probe, "link", "add", "br0", "type", "bridge", "vlan_filtering", "1"], check=False
+        )
+    finally:
+        netns.delete_netns(probe)
+    if proc.returncode != 0:
+        log.warning("this kernel has no VLAN-aware bridges: switches and APs get a plain br0")
+    return proc.returncode == 0
+
+
+def _ssh_banner(ip: str, timeout: float = 2.0) -> str:
+    try:
+        with socket.create_connection((ip, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(256).decode("ascii", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def parse_lldp_json0(text: str) -> list[tuple[str, str, str]]:
+    """Parse `lldpcli -f json0 show neighbors` (json0: every level is a list, whatever the count)."""
+    data = json.loads(text or "{}")
+    result: list[tuple[str, str, str]] = []
+    for lldp in data.get("lldp", []):
+        for iface in lldp.get("interface", []):
+            chassis = (iface.get("chassis") or [{}])[0]
+            names = chassis.get("name") or [{}]
+            port = (iface.get("port") or [{}])[0]
+            port_id = (port.get("id") or [{}])[0]
+            result.append((iface.get("name", ""), names[0].get("value", ""), port_id.get("value", "")))
+    return sorted(result)
