@@ -32,13 +32,12 @@ def _print_status(status: Any, as_json: bool) -> None:
         emit_json(data)
         return
     for node in data.get("nodes", []):
-        daemons = " ".join(f"{name}={'up' if up else 'DOWN'}" for name, up in node.get("daemons", {}).items())
+        daemons = " ".join(f"{name}={'up' if node['daemons'].get(name) else 'DOWN'}"
+                           for name in node.get("expected_daemons", []))
         ssh = "ssh=ok" if node.get("ssh") else "ssh=NO"
         emit_text(f"{node['name']:<28} {node['kind']:<7} {node.get('mgmt_address', ''):<16} {ssh:<7} {daemons}")
-
-
-def _healthy(status: Any) -> bool:
-    return all(node.get("ssh") and all(node.get("daemons", {}).values()) for node in status.to_dict()["nodes"])
+    for service, alive in data.get("services", {}).items():
+        emit_text(f"{'(lab service)':<28} {service:<7} {'':<16} {'':<7} {'up' if alive else 'DOWN'}")
 
 
 def install_known_hosts(lab: Any, inventory: Any) -> None:
@@ -65,7 +64,7 @@ def up(
     status = lab.up()
     install_known_hosts(lab, inventory)
     _print_status(status, settings.json or json_output)
-    if not _healthy(status):
+    if not status.healthy:
         say("dzops: some lab nodes are not healthy (see above)")
         raise typer.Exit(ExitCode.LAB_ERROR)
     say(f"dzops: lab '{lab.spec.prefix}' is up: {len(lab.spec.nodes)} nodes, {len(lab.spec.links)} links")
@@ -78,7 +77,7 @@ def status(ctx: typer.Context, prefix: PrefixOption = None, json_output: JsonOpt
     lab, _ = _lab(settings, prefix)
     result = lab.status()
     _print_status(result, settings.json or json_output)
-    if not _healthy(result):
+    if not result.healthy:
         raise typer.Exit(ExitCode.LAB_ERROR)
 
 
@@ -91,7 +90,7 @@ def down(ctx: typer.Context, prefix: PrefixOption = None) -> None:
     say(f"dzops: lab '{lab.spec.prefix}' removed")
 
 
-@app.command("exec")
+@app.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 def exec_(
     ctx: typer.Context,
     node: Annotated[str, typer.Argument(help="Node (inventory host) name.")],

@@ -38,8 +38,9 @@ def provision_wan(
     results = run(inventory, scope, check=check, verify_timeout=verify_timeout,
                   progress=lambda subject, message: say(f"  {subject}: {message}"))
     if not check:
+        # Verified now, or already configured exactly as intended: either way the subnet is in use.
         allocated = {r.link: r.subnet for r in results
-                     if r.verified and r.subnet and inventory.wan_link(r.link).subnet is None}
+                     if (r.verified or r.status == "ok") and r.subnet and inventory.wan_link(r.link).subnet is None}
         written = write_wan_subnets(inventory.root, {k: v for k, v in allocated.items() if v})
         if written:
             say(f"dzops: recorded {len(allocated)} allocated subnet(s) in {written}")

@@ -181,7 +181,8 @@ class WanRun:
                 for label, host, check in pending:
                     try:
                         ok = check()
-                    except DeviceError:
+                    except Exception as exc:  # noqa: BLE001 - a check that cannot run has not passed
+                        log.info("%s: check '%s' could not run: %s", name, label, exc)
                         ok = False
                     (result.checks.append(label) if ok else still.append((label, host, check)))
                 pending = still

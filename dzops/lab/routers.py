@@ -15,6 +15,7 @@ Router (kind "router"): FRR zebra, staticd, ospfd and watchfrr, sshd, lldpd.
     `[sudo] /usr/lib/frr/frr-reload.py ARGS`): runs `sudo -n /usr/lib/frr/frr-reload.py ARGS` in the
     user's home directory. Words are split on blanks, never interpreted by a shell; sudoers allows
     the login user exactly this one program as root, without a password;
+  - exec channel `ping ADDRESS`: two echo requests, exit 0 if answered (for link verification);
   - the `sftp` subsystem: the normal sftp-server, to upload candidate configs into the home dir.
   Config replace by a driver therefore is:
     1. SFTP-put the whole intended config to e.g. `candidate.conf` (relative to the home dir);
@@ -120,6 +121,11 @@ case "${1:-}" in
     frr-reload|frr-reload.py|/usr/lib/frr/frr-reload.py)
         shift
         exec sudo -n /usr/lib/frr/frr-reload.py "$@" ;;
+    ping)
+        # IOS-like `ping ADDRESS`: bounded (vtysh's own ping never stops on an exec channel).
+        [ $# -eq 2 ] || { echo "% usage: ping ADDRESS" >&2; exit 1; }
+        case "$2" in -*|*[!0-9a-fA-F.:]*) echo "% bad address: $2" >&2; exit 1 ;; esac
+        exec /bin/ping -n -q -c 2 -i 0.2 -W 1 "$2" ;;
     /usr/lib/openssh/sftp-server|internal-sftp)
         [ -z "$sudo" ] && exec /usr/lib/openssh/sftp-server ;;
 esac

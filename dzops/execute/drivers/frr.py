@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import threading
 import uuid
 from typing import Any
 
@@ -23,6 +24,10 @@ from dzops.exceptions import AuthenticationFailed, ConnectionFailed, DeviceError
 from dzops.execute.drivers.base import ConfigDiff, Credentials
 
 log = logging.getLogger(__name__)
+
+# sshd refuses more than MaxSessions (10 by default) channels on one connection; checks of many
+# links on a hub router share its connection, so they queue here instead.
+MAX_CHANNELS = 4
 
 # vtysh prints these before the config; frr-reload reads the config from "frr version" on.
 RUNNING_CONFIG_PREAMBLE = ("Building configuration...", "Current configuration:")
@@ -52,20 +57,26 @@ def error_lines(output: str) -> list[str]:
 def parse_reload_test(output: str) -> ConfigDiff:
     """Parse `frr-reload.py --test` output into lines to remove and add.
 
-    >>> out = "\\nLines To Delete\\n===============\\nip route 10.0.0.0/8 10.1.1.1\\n\\nLines To Add\\n============\\ninterface eth0\\n ip address 10.9.9.1/30\\n"
+    >>> out = "\\nLines To Delete\\n===============\\nip route 10.0.0.0/8 10.1.1.1\\n\\nLines To Add\\n============\\ninterface eth0\\n ip address 10.9.9.1/30\\ninterface eth0\\n ip ospf area 0\\n"
     >>> d = parse_reload_test(out)
     >>> d.remove, d.add
-    (('ip route 10.0.0.0/8 10.1.1.1',), ('interface eth0', ' ip address 10.9.9.1/30'))
+    (('ip route 10.0.0.0/8 10.1.1.1',), ('interface eth0', ' ip address 10.9.9.1/30', ' ip ospf area 0'))
     """
     add: list[str] = []
     remove: list[str] = []
     target: list[str] | None = None
+    context = ""
     for line in output.splitlines():
         if line.strip() == "Lines To Delete":
-            target = remove
+            target, context = remove, ""
         elif line.strip() == "Lines To Add":
-            target = add
+            target, context = add, ""
         elif target is not None and line.strip() and set(line.strip()) != {"="}:
+            if not line.startswith(" "):
+                # frr-reload repeats the context line before every sub-line; show it once.
+                if line == context:
+                    continue
+                context = line
             target.append(line.rstrip())
     return ConfigDiff(add=tuple(add), remove=tuple(remove))
 
@@ -76,6 +87,7 @@ class Driver:
     def __init__(self, credentials: Credentials, **_options: Any) -> None:
         self.credentials = credentials
         self._client: Any = None
+        self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
 
     # -- connection ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -122,13 +134,16 @@ class Driver:
     def _exec(self, command: str) -> tuple[int, str, str]:
         if self._client is None:
             raise DeviceError(self.credentials.host, "not connected")
+        import paramiko
+
         try:
-            _, stdout, stderr = self._client.exec_command(command, timeout=120)
-            out = stdout.read().decode(errors="replace")
-            err = stderr.read().decode(errors="replace")
-            return stdout.channel.recv_exit_status(), out, err
-        except (OSError, socket.timeout) as exc:
-            raise ConnectionFailed(self.credentials.host, f"connection lost during '{command}': {exc}") from None
+            with self._channels:
+                _, stdout, stderr = self._client.exec_command(command, timeout=120)
+                out = stdout.read().decode(errors="replace")
+                err = stderr.read().decode(errors="replace")
+                return stdout.channel.recv_exit_status(), out, err
+        except (OSError, socket.timeout, paramiko.SSHException) as exc:
+            raise ConnectionFailed(self.credentials.host, f"'{command}' failed on the SSH connection: {exc}") from None
 
     # -- NetworkDriver ------------------------------------------------------------------------
     def cli(self, commands: list[str]) -> dict[str, str]:
@@ -146,22 +161,32 @@ class Driver:
         return strip_preamble(self.cli(["show running-config"])["show running-config"])
 
     def _upload(self, text: str) -> str:
+        import paramiko
+
         name = f"dzops-candidate-{uuid.uuid4().hex[:8]}.conf"
-        sftp = self._client.open_sftp()
         try:
-            sftp.putfo(io.BytesIO(text.encode()), name)
-        finally:
-            sftp.close()
+            with self._channels:
+                sftp = self._client.open_sftp()
+                try:
+                    sftp.putfo(io.BytesIO(text.encode()), name)
+                finally:
+                    sftp.close()
+        except (OSError, paramiko.SSHException) as exc:
+            raise DeviceError(self.credentials.host, f"cannot upload the candidate config: {exc}") from None
         return name
 
     def _remove(self, name: str) -> None:
-        sftp = self._client.open_sftp()
+        import paramiko
+
         try:
-            sftp.remove(name)
-        except OSError:
+            with self._channels:
+                sftp = self._client.open_sftp()
+                try:
+                    sftp.remove(name)
+                finally:
+                    sftp.close()
+        except (OSError, paramiko.SSHException):
             log.debug("%s: could not remove %s", self.credentials.host, name)
-        finally:
-            sftp.close()
 
     def _reload(self, mode: str, candidate: str) -> str:
         name = self._upload(candidate)
