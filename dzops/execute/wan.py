@@ -69,7 +69,7 @@ class WanRun:
         try:
             _fan_out(self._connect, hosts)
             excluded = self._preflight()
-            plan = plan_wan(self.inventory, self.scope, exclude=excluded)
+            plan = plan_wan(self.inventory, self.scope, exclude=excluded, running=self._saved())
             self._unsupported(plan)
             _fan_out(lambda h: self._apply(h, plan), plan.hosts())
             self._collect(plan)
@@ -233,7 +233,7 @@ class WanRun:
     def _undo(self, plan: WanPlan, failed: set[str]) -> None:
         """Remove failed links from both ends; a router with nothing else changed gets its saved config."""
         keep = set(plan.scope) - failed
-        undo_plan = plan_wan(self.inventory, list(plan.scope), exclude=failed)
+        undo_plan = plan_wan(self.inventory, list(plan.scope), exclude=failed, running=self._saved())
 
         def undo(host: str) -> None:
             session = self.sessions[host]
@@ -261,6 +261,9 @@ class WanRun:
             for host in result.hosts:
                 if self.sessions[host].error and "ROLLBACK FAILED" in (self.sessions[host].error or ""):
                     result.error = f"{result.error}; {self.sessions[host].error}"
+
+    def _saved(self) -> dict[str, str]:
+        return {host: s.saved for host, s in self.sessions.items() if s.saved}
 
     def _close(self, host: str) -> None:
         driver = self.sessions[host].driver

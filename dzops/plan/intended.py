@@ -7,7 +7,11 @@ from dzops.plan.render import render
 from dzops.plan.wan import WanEnd, wan_ends
 
 
-def frr_config(inventory: Inventory, device: Device, ends: dict[str, list[WanEnd]] | None = None) -> str:
-    """The whole intended frr.conf of an FRR router or switch."""
+def frr_config(inventory: Inventory, device: Device, ends: dict[str, list[WanEnd]] | None = None,
+               kept: list[str] | None = None) -> str:
+    """The whole intended frr.conf of an FRR router or switch.
+
+    `kept` are running-config lines carried over verbatim (links this run must not touch).
+    """
     ends = ends if ends is not None else wan_ends(inventory)
-    return render("frr", "router", device=device, wan_ends=ends.get(device.name, []))
+    return render("frr", "router", device=device, wan_ends=ends.get(device.name, []), kept=kept or [])

@@ -138,11 +138,36 @@ def links_in_scope(inventory: Inventory, names: list[str] | None = None, site: s
     return [link.name for link in inventory.wan_links]
 
 
-def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozenset[str] = frozenset()) -> WanPlan:
+def running_stanzas(config: str, ifname: str, far_address: str) -> list[str]:
+    r"""The running config's lines for one link end: its interface block and static routes via the far end.
+
+    >>> cfg = "hostname r\ninterface eth1\n ip address 10.0.0.1/30\nexit\n!\ninterface eth2\n ip address 10.0.0.5/30\nexit\nip route 10.31.1.0/24 10.0.0.2\n"
+    >>> running_stanzas(cfg, "eth1", "10.0.0.2")
+    ['interface eth1', ' ip address 10.0.0.1/30', 'exit', 'ip route 10.31.1.0/24 10.0.0.2']
+    """
+    lines = config.splitlines()
+    kept: list[str] = []
+    inside = False
+    for line in lines:
+        if line == f"interface {ifname}":
+            inside = True
+        if inside:
+            kept.append(line)
+            if line == "exit":
+                inside = False
+        elif line.startswith("ip route ") and line.split()[-1] == far_address:
+            kept.append(line)
+    return kept
+
+
+def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozenset[str] = frozenset(),
+             running: dict[str, str] | None = None) -> WanPlan:
     """Candidates for the routers at either end of the links in scope.
 
     A router's candidate carries the links in scope plus the links already provisioned (those
-    with a subnet in the inventory), so a run on one link never removes another.
+    with a subnet in the inventory), so a run on one link never removes another. An excluded
+    link that was already provisioned keeps its current stanza from `running` (host -> saved
+    running config): a run never tears down a circuit it could not check.
     """
     from dzops.plan.intended import frr_config
     from dzops.platforms import PLATFORMS
@@ -153,9 +178,21 @@ def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozens
     active -= set(exclude)
     ends = {host: [e for e in host_ends if e.link in active]
             for host, host_ends in wan_ends(inventory, allocation).items()}
-    hosts = {end.host for name in scope for end in (inventory.wan_link(name).a, inventory.wan_link(name).b)}
+    # Only routers with a link this run works on get a candidate: a router whose every link was
+    # excluded is left exactly as it is.
+    hosts = {end.host for name in active_scope for end in (inventory.wan_link(name).a, inventory.wan_link(name).b)}
+    kept: dict[str, list[str]] = {}
+    for name in exclude:
+        link = inventory.wan_link(name)
+        if link.subnet is None:
+            continue
+        for end in wan_ends(inventory, allocation).get(link.a.host, []) + wan_ends(inventory, allocation).get(
+                link.b.host, []):
+            if end.link == name and running and end.host in running:
+                kept.setdefault(end.host, []).extend(running_stanzas(running[end.host], end.ifname,
+                                                                     str(end.far_address)))
     candidates = {
-        host: frr_config(inventory, inventory.devices[host], ends)
+        host: frr_config(inventory, inventory.devices[host], ends, kept.get(host, []))
         for host in sorted(hosts)
         if PLATFORMS[inventory.devices[host].platform].config_syntax == "frr"
     }

@@ -89,3 +89,20 @@ def test_candidate_is_a_whole_router_config_with_ospf_point_to_point(inventory):
     assert " ip ospf network point-to-point" in text
     assert "ospf router-id 10.30.254.19" in text
     assert "|" not in text
+
+
+def test_a_router_whose_links_are_all_excluded_gets_no_candidate(inventory):
+    plan = plan_wan(inventory, ["hq-talo", "hq-barp"], exclude={"hq-talo"})
+    assert "gewog-talo-rtr1" not in plan.candidates
+    assert sorted(plan.candidates) == ["gewog-barp-rtr1", "punakha-hq-rtr1"]
+
+
+def test_excluded_provisioned_link_keeps_its_running_stanza(inventory):
+    link = inventory.wan_link("hq-talo").model_copy(update={"subnet": IPv4Network("10.30.255.32/30")})
+    provisioned = inventory.model_copy(update={"wan_links": tuple(
+        link if l.name == "hq-talo" else l for l in inventory.wan_links)})
+    running = {"punakha-hq-rtr1": "interface eth9\n description old circuit\n ip address 10.30.255.33/30\nexit\n"}
+    plan = plan_wan(provisioned, ["hq-talo", "hq-barp"], exclude={"hq-talo"}, running=running)
+    hq = plan.candidates["punakha-hq-rtr1"]
+    assert "interface eth9\n description old circuit\n ip address 10.30.255.33/30\nexit" in hq
+    assert "to gewog-talo-rtr1" not in hq  # the new intent for the excluded link is not applied

@@ -1,0 +1,67 @@
+"""Session-wide fixtures: ONE virtual lab of the sample inventory for every lab-marked test.
+
+The lab starts in factory state. `provisioned_lab` provisions it once (WAN links, then access
+points) and keeps the first run's results, so tests assert on what provisioning did without
+provisioning again. Tests that inject faults put things back before they end.
+
+Set DZOPS_TEST_LAB_PREFIX / DZOPS_TEST_LAB_OCTET to run two test sessions side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.labkit import LabHandle, copy_sample_inventory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs root and shares the session's virtual lab")
+
+
+@pytest.fixture(scope="session")
+def punakha_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    if os.geteuid() != 0:
+        pytest.fail("lab tests build network namespaces and need root (run ./scripts/test.sh as root)")
+    from dzops.inventory.loader import load_inventory
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
+
+    prefix = os.environ.get("DZOPS_TEST_LAB_PREFIX", "dzt")
+    octet = int(os.environ.get("DZOPS_TEST_LAB_OCTET", "99"))
+    root = tmp_path_factory.mktemp("punakha-lab")
+    state_root = root / "state"
+    inventory_dir = copy_sample_inventory(root / "inventory", octet, state_root / prefix)
+    spec = spec_from_inventory(load_inventory(inventory_dir), prefix, state_root=state_root)
+    lab = Lab(spec)
+    try:
+        status = lab.up()
+        assert status.healthy, [n.name for n in status.nodes if not n.healthy]
+        yield LabHandle(lab=lab, inventory_dir=inventory_dir, state_dir=state_root / prefix)
+    finally:
+        lab.down()
+
+
+@dataclass
+class Provisioned:
+    handle: LabHandle
+    wan_results: list[Any] = field(default_factory=list)  # LinkResult of the first provision-wan --all
+    extra: dict[str, Any] = field(default_factory=dict)  # other capabilities' first-run results
+
+
+@pytest.fixture(scope="session")
+def provisioned_lab(punakha_lab: LabHandle) -> Provisioned:
+    """The lab after `provision-wan --all` from factory state (run once per session)."""
+    from dzops.execute.wan import provision_wan
+    from dzops.inventory.edit import write_wan_subnets
+    from dzops.plan.wan import links_in_scope
+
+    inventory = punakha_lab.inventory()
+    results = provision_wan(inventory, links_in_scope(inventory), verify_timeout=120)
+    write_wan_subnets(punakha_lab.inventory_dir, {r.link: r.subnet for r in results if r.verified and r.subnet})
+    return Provisioned(handle=punakha_lab, wan_results=results)

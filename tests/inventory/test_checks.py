@@ -1,0 +1,593 @@
+"""`dzops inventory check|show` against broken inventories, through the real console-script entry point.
+
+Every broken case is the valid `tests/fixtures/inventory/minimal/` inventory with one mistake an
+officer could make, applied by a small patch in `CASES`. Each case is laid out as
+`<tmp>/<case>/inventory/` and dzops runs in `<tmp>/<case>` with `-i inventory`, as an officer runs it
+inside an inventory repository, so the expected file names are exact relative paths.
+
+The CLI runs in-process (`dzops.cli.app.main`, stdout and stderr captured separately by Click's
+`CliRunner.isolation`), so the exception-to-exit-code mapping of `main` is exercised too.
+"""
+
+# ruff: noqa: E501  (the CASES table reads best one case per line or two)
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import chdir
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from dzops.cli.app import main
+from dzops.cli.exit_codes import ExitCode
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "inventory"
+SAMPLE_PASSWORD = SAMPLE / "DEMO-ONLY-vault-password.txt"
+FIXTURES = REPO / "tests" / "fixtures" / "inventory"
+MINIMAL = FIXTURES / "minimal"
+PASSWORD = FIXTURES / "vault-password.txt"
+VAULT = "group_vars/all/vault.yml"
+
+# Plain-text secrets some cases write outside Vault: they must not be echoed back either.
+PLAIN_SECRETS = ("Plain-Srv-Pass-9071", "Plain-Text-Psk-9072")
+TOO_SHORT_PSK = "Short07"  # 7 characters
+TOO_LONG_PSK = "L" * 60 + "9073"  # 64 characters
+VALID_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4/Llt0iyBP77jez5xKq9aSSWUlWE/AvkKjKr2nJ karma@testkha"
+
+Patch = Callable[[Path], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Patches: each asserts that what it changes is there, so a change to minimal/ cannot silently turn
+# a broken case into a valid one.
+
+
+def replace(rel: str, old: str, new: str) -> Patch:
+    def apply(root: Path) -> None:
+        path = root / rel
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} must occur exactly once in {rel}"
+        path.write_text(text.replace(old, new))
+
+    return apply
+
+
+def write(rel: str, text: str) -> Patch:
+    def apply(root: Path) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+    return apply
+
+
+def vault(**overrides: str) -> Patch:
+    """Re-encrypt the vault with some values changed, as `ansible-vault edit` would leave it."""
+
+    def apply(root: Path) -> None:
+        values = {**decrypt(MINIMAL / VAULT, PASSWORD), **overrides}
+        plain = root / "vault-plain.yml"
+        plain.write_text(yaml.safe_dump(values))
+        encrypt(plain, root / VAULT, PASSWORD)
+        plain.unlink()
+
+    return apply
+
+
+# ansible-vault runs next to the file, away from the repository's ansible.cfg and its demo vault password.
+
+
+def decrypt(path: Path, password_file: Path) -> dict[str, str]:
+    return dict(_decrypt(path.read_bytes(), password_file.read_bytes()))
+
+
+@functools.cache
+def _decrypt(content: bytes, password: bytes) -> tuple[tuple[str, str], ...]:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vault.yml").write_bytes(content)
+        (Path(tmp) / "password").write_bytes(password)
+        proc = subprocess.run(
+            ["ansible-vault", "view", "--vault-password-file", "password", "vault.yml"],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+    assert proc.returncode == 0, proc.stderr
+    return tuple(yaml.safe_load(proc.stdout).items())
+
+
+def encrypt(plain: Path, output: Path, password_file: Path) -> None:
+    output.unlink(missing_ok=True)
+    proc = subprocess.run(
+        [
+            "ansible-vault",
+            "encrypt",
+            "--vault-password-file",
+            str(password_file),
+            "--output",
+            str(output),
+            str(plain),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=plain.parent,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# The table. `file` is relative to where dzops runs (the inventory is `inventory/`), `line` None for
+# a problem about a whole file, `host`/`field` None when the problem has none.
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    patch: tuple[Patch, ...]
+    file: str | None
+    line: int | None
+    host: str | None
+    field: str | None
+    message: str  # substring of the message
+    password: str | None = None  # a different vault password to run with
+    count: int = 1  # problems reported in all: one mistake, no misleading follow-ups
+
+    @property
+    def subject(self) -> str:
+        return "/".join(p for p in (self.host, self.field) if p)
+
+
+HV, GV = "inventory/host_vars", "inventory/group_vars"
+AP, RTR = "gewog-lobesa-ap1", "gewog-lobesa-rtr1"
+
+# fmt: off
+CASES: tuple[Case, ...] = (
+    # --- schema -----------------------------------------------------------------------------------
+    Case("schema-unknown-key",  # also 'title: Field required'; not "no entry in 'sites'" on each host
+         (replace("group_vars/all/dzongkhag.yml", "    title: Lobesa", "    titel: Lobesa"),),
+         f"{GV}/all/dzongkhag.yml", 18, None, "sites.lobesa.titel", "Extra inputs are not permitted", count=2),
+    Case("schema-wrong-type",
+         (replace("group_vars/all/links.yml", "bandwidth_mbps: 20", "bandwidth_mbps: fast"),),
+         f"{GV}/all/links.yml", 8, None, "wan_links[hq-lobesa].bandwidth_mbps", "Input should be a valid integer"),
+    Case("missing-sites",
+         (replace("group_vars/all/dzongkhag.yml", "\nsites:\n", "\nold_sites:\n"),),
+         None, None, None, "sites", "required setting 'sites' is missing from group_vars/all"),
+    # --- hosts ------------------------------------------------------------------------------------
+    Case("unknown-platform",
+         (replace(f"host_vars/{RTR}.yml", "device_role: gewog-router\n",
+                  "device_role: gewog-router\nplatform: junos\n"),),
+         f"{HV}/{RTR}.yml", 4, RTR, "platform", "unknown platform 'junos' (known: "),
+    Case("platform-wrong-function",
+         (replace(f"host_vars/{RTR}.yml", "device_role: gewog-router\n",
+                  "device_role: gewog-router\nplatform: cumulus\n"),),
+         f"{HV}/{RTR}.yml", 4, RTR, "platform", "platform 'cumulus' cannot be in group routers"),
+    Case("invalid-mgmt-ip",
+         (replace(f"host_vars/{AP}.yml", "ansible_host: 10.40.0.141", "ansible_host: 10.40.0.341"),),
+         f"{HV}/{AP}.yml", 2, AP, "ansible_host", "valid IPv4 address"),
+    Case("duplicate-mgmt-address",
+         (replace(f"host_vars/{AP}.yml", "ansible_host: 10.40.0.141", "ansible_host: 10.40.0.121"),),
+         f"{HV}/{AP}.yml", 2, AP, "ansible_host", "duplicate management address 10.40.0.121 (also gewog-lobesa-sw1)"),
+    Case("mgmt-outside-pool",
+         (replace(f"host_vars/{AP}.yml", "ansible_host: 10.40.0.141", "ansible_host: 10.50.0.141"),),
+         f"{HV}/{AP}.yml", 2, AP, "ansible_host", "outside the management pool 10.40.0.0/24"),
+    Case("host-in-no-site",  # not also "lan_links[0].b: unknown host 'tst-hq-srv1'"
+         (replace("hosts.yml", "        tst-hq-rtr1:\n        tst-hq-srv1:\n", "        tst-hq-rtr1:\n"),),
+         f"{HV}/tst-hq-srv1.yml", 2, "tst-hq-srv1", "site", "must be in exactly one site_<name> group, found 0"),
+    Case("host-vars-undefined-host",
+         (write("host_vars/gewog-ghost-rtr1.yml", "---\nansible_host: 10.40.0.99\n"),),
+         f"{HV}/gewog-ghost-rtr1.yml", None, "gewog-ghost-rtr1", None,
+         "host_vars file for a host that is not defined in hosts.yml"),
+    Case("group-vars-undefined-group",
+         (write("group_vars/firewalls.yml", "---\nplatform: ios\n"),),
+         f"{GV}/firewalls.yml", None, None, None, "group_vars file for a group that is not defined in hosts.yml"),
+    # --- addressing -------------------------------------------------------------------------------
+    Case("overlapping-site-lans",
+         (replace("group_vars/all/dzongkhag.yml", "lan_prefix: 10.41.1.0/24", "lan_prefix: 10.41.0.128/25"),),
+         f"{GV}/all/dzongkhag.yml", 20, None, "sites.lobesa.lan_prefix",
+         "10.41.0.128/25 overlaps sites.hq.lan_prefix (10.41.0.0/24)"),
+    Case("overlapping-pools",
+         (replace("group_vars/all/dzongkhag.yml", "loopback: 10.40.254.0/24", "loopback: 10.40.0.128/25"),),
+         f"{GV}/all/dzongkhag.yml", 9, None, "address_pools.loopback",
+         "10.40.0.128/25 overlaps address_pools.management (10.40.0.0/24)"),
+    # --- links ------------------------------------------------------------------------------------
+    Case("wan-link-unknown-host",
+         (replace("group_vars/all/links.yml", "b: {host: gewog-lobesa-rtr1,", "b: {host: gewog-lobsa-rtr1,"),),
+         f"{GV}/all/links.yml", 5, None, "wan_links[hq-lobesa].b", "unknown host 'gewog-lobsa-rtr1'"),
+    Case("wan-link-unknown-interface",
+         (replace("group_vars/all/links.yml", "b: {host: gewog-lobesa-rtr1, interface: eth0}",
+                  "b: {host: gewog-lobesa-rtr1, interface: eth9}"),),
+         f"{GV}/all/links.yml", 5, None, "wan_links[hq-lobesa].b", "gewog-lobesa-rtr1 has no interface 'eth9'"),
+    Case("interface-used-twice",
+         (replace("group_vars/all/links.yml", "a: {host: gewog-lobesa-rtr1, interface: eth1}",
+                  "a: {host: gewog-lobesa-rtr1, interface: eth0}"),),
+         f"{GV}/all/links.yml", 13, None, "lan_links[1].a",
+         "interface gewog-lobesa-rtr1:eth0 is already used by wan_links[hq-lobesa].b"),
+    # --- VLANs and wireless -----------------------------------------------------------------------
+    Case("vlan-out-of-range",
+         (replace("group_vars/all/network.yml", "  99: {name: management}", "  4095: {name: management}"),),
+         f"{GV}/all/network.yml", 4, None, "vlans.4095.id", "less than or equal to 4094"),
+    Case("ssid-vlan-out-of-range",  # not also "SSID profile 'staff' is not defined" on the AP
+         (replace("group_vars/all/network.yml", "    vlan: 10", "    vlan: 5000"),),
+         f"{GV}/all/network.yml", 11, None, "ssid_profiles.staff.vlan", "less than or equal to 4094"),
+    Case("psk-7-characters", (vault(vault_ssid_staff_psk=TOO_SHORT_PSK),),
+         f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be 8 to 63 characters"),
+    Case("psk-64-characters", (vault(vault_ssid_staff_psk=TOO_LONG_PSK),),
+         f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be 8 to 63 characters"),
+    Case("ap-unknown-ssid-profile",  # the line of the bad list item, not of the list
+         (replace(f"host_vars/{AP}.yml", "  - staff\n", "  - staff\n  - visitors\n"),),
+         f"{HV}/{AP}.yml", 7, AP, "ssids", "SSID profile 'visitors' is not defined in ssid_profiles"),
+    # --- secrets ----------------------------------------------------------------------------------
+    Case("plain-text-password",
+         (replace("group_vars/servers.yml", '"{{ vault_server_password }}"', f'"{PLAIN_SECRETS[0]}"'),),
+         f"{GV}/servers.yml", 3, "tst-hq-srv1", "ansible_password", "secret stored in plain text: move it to Vault"),
+    Case("plain-text-psk",
+         (replace("group_vars/all/network.yml", '"{{ vault_ssid_staff_psk }}"', f'"{PLAIN_SECRETS[1]}"'),),
+         f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "secret stored in plain text: move it to Vault"),
+    Case("wrong-vault-password", (),
+         f"inventory/{VAULT}", None, None, None, "cannot decrypt: wrong vault password", password="not-the-password"),
+    # --- users ------------------------------------------------------------------------------------
+    Case("user-unknown-role",
+         (replace("group_vars/all/users.yml", "role: operator", "role: superuser"),),
+         f"{GV}/all/users.yml", 21, None, "users[dorji].role", "unknown role 'superuser' (known: admin, operator)"),
+    Case("role-undefined-group",
+         (replace("group_vars/all/users.yml", "groups: [routers, switches]", "groups: [routers, firewalls]"),),
+         f"{GV}/all/users.yml", 8, None, "user_roles.operator.groups", "group 'firewalls' is not defined in hosts.yml"),
+    Case("ssh-key-garbage",
+         (replace("group_vars/all/users.yml", VALID_KEY, "ssh-ed25519 not a key!"),),
+         f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys.0", "not a valid SSH public key"),
+    Case("ssh-key-truncated",  # a paste that lost its end: right characters, not a key
+         (replace("group_vars/all/users.yml", VALID_KEY, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4"),),
+         f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys.0", "not a valid SSH public key"),
+    # --- YAML syntax ------------------------------------------------------------------------------
+    Case("broken-yaml-group-vars",  # an editor indented with a tab
+         (replace("group_vars/all/network.yml", "    security: wpa2-psk", "\tsecurity: wpa2-psk"),),
+         f"{GV}/all/network.yml", 9, None, None, "YAML parsing failed"),
+    Case("broken-yaml-hosts",
+         (replace("hosts.yml", "    routers:\n", "\trouters:\n"),),
+         "inventory/hosts.yml", 14, None, None, "YAML parsing failed"),
+)
+# fmt: on
+
+PROBLEM_LINE = re.compile(r"^(?P<file>[^:\s]+)(?::(?P<line>\d+))?: (?:(?P<subject>[^:]+): )?(?P<message>.+)$")
+
+
+# --------------------------------------------------------------------------------------------------
+# Running dzops
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+
+def forget_ansible_process_state() -> None:
+    """Each officer's run is a fresh process: drop what ansible-core keeps per process.
+
+    Its vault secrets context is set once per process, and the host_group_vars plugin caches the
+    real path of an inventory by the path string given (`inventory`), so a second in-process run in
+    another directory would read the first one's files (see test_loader for that bug).
+    """
+    from ansible.parsing.vault import VaultSecretsContext
+    from ansible.plugins.vars import host_group_vars
+
+    VaultSecretsContext._current = None
+    for cache in (host_group_vars.CANONICAL_PATHS, host_group_vars.FOUND, host_group_vars.NAK):
+        cache.clear()
+
+
+def dzops(cwd: Path, *args: str) -> Run:
+    """`dzops ARGS` in `cwd` through the console-script entry point, in-process."""
+    env = {
+        "DZOPS_INVENTORY": None,
+        "DZOPS_VAULT_PASSWORD_FILE": None,
+        "ANSIBLE_VAULT_PASSWORD_FILE": None,
+        "DZOPS_DEBUG": None,
+    }
+    code: int | str | None = 0
+    argv = sys.argv
+    with CliRunner().isolation(env=env) as (out, err, _), chdir(cwd):
+        sys.argv = ["dzops", *args]
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.argv = argv
+            forget_ansible_process_state()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert isinstance(code, int) or code is None, f"exited with {code!r}"
+    return Run(code or 0, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def case_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every case as `<tmp>/<case>/inventory`: a copy of minimal/ with the case's patches applied."""
+    base = tmp_path_factory.mktemp("broken")
+    dirs = {}
+    for case in CASES:
+        root = base / case.id / "inventory"
+        shutil.copytree(MINIMAL, root)
+        for patch in case.patch:
+            patch(root)
+        if case.password:
+            (base / case.id / "password.txt").write_text(case.password + "\n")
+        dirs[case.id] = root.parent
+    return dirs
+
+
+def case_args(case: Case, cwd: Path, json_output: bool = False) -> list[str]:
+    """`dzops inventory check` as an officer types it in the repository holding `inventory/`."""
+    password = cwd / "password.txt" if case.password else PASSWORD
+    return [
+        "-i",
+        "inventory",
+        "--vault-password-file",
+        str(password),
+        *(["--json"] if json_output else []),
+        "inventory",
+        "check",
+    ]
+
+
+@pytest.fixture(scope="session")
+def results(case_dirs: dict[str, Path]) -> dict[tuple[str, bool], Run]:
+    """`dzops inventory check` (text and --json) once per case, shared by the tests below."""
+    return {
+        (case.id, as_json): dzops(case_dirs[case.id], *case_args(case, case_dirs[case.id], as_json))
+        for case in CASES
+        for as_json in (False, True)
+    }
+
+
+def expected_line(case: Case) -> str:
+    where = f"{case.file}:{case.line}" if case.file and case.line else (case.file or "inventory")
+    return f"{where}: {case.subject}: " if case.subject else f"{where}: "
+
+
+# --------------------------------------------------------------------------------------------------
+# Broken cases
+
+
+def test_table_covers_every_required_mistake() -> None:
+    ids = {c.id for c in CASES}
+    assert len(ids) == len(CASES) >= 22
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_broken_case_is_reported_at_its_line(case: Case, results: dict[tuple[str, bool], Run]) -> None:
+    run = results[case.id, False]
+    assert run.code == ExitCode.INVALID_INVENTORY, run.text
+    assert "Traceback" not in run.text
+    prefix = expected_line(case)
+    lines = [line for line in run.text.splitlines() if line.startswith(prefix)]
+    assert any(case.message in line for line in lines), (
+        f"expected a line '{prefix}...{case.message}...' in:\n{run.text}"
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_one_mistake_one_report(case: Case, results: dict[tuple[str, bool], Run]) -> None:
+    """A mistake must not also show up as follow-up errors about things that are fine (an invalid site
+    reported as "no entry in 'sites'", a host left out of a site as "unknown host" in a link)."""
+    run = results[case.id, False]
+    problem_lines = [
+        line for line in run.text.splitlines() if line.strip() and not line.startswith("dzops: ")
+    ]
+    assert len(problem_lines) == case.count, run.text
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_every_problem_line_is_file_line_subject_message(
+    case: Case, results: dict[tuple[str, bool], Run]
+) -> None:
+    """An officer (and an editor's quickfix list) reads each problem as file[:line]: [host/field: ]message."""
+    run = results[case.id, False]
+    problem_lines = [line for line in run.text.splitlines() if not line.startswith("dzops: ")]
+    for line in problem_lines:
+        match = PROBLEM_LINE.match(line)
+        assert match, f"not a problem line: {line!r}"
+        assert not match["file"].startswith("/"), f"absolute path in {line!r}"
+        assert not match["file"].startswith(".."), f"path outside the working directory in {line!r}"
+
+
+@pytest.mark.parametrize("case_id", ["host-vars-undefined-host", "wrong-vault-password", "unknown-platform"])
+def test_paths_are_relative_even_with_an_absolute_inventory_option(
+    case_id: str, case_dirs: dict[str, Path]
+) -> None:
+    """`-i /srv/dzops/inventory` run from that repository: every problem names the same relative path."""
+    case = next(c for c in CASES if c.id == case_id)
+    cwd = case_dirs[case_id]
+    args = case_args(case, cwd)
+    args[1] = str(cwd / "inventory")
+    run = dzops(cwd, *args)
+    assert run.code == ExitCode.INVALID_INVENTORY
+    assert any(
+        line.startswith(expected_line(case)) for line in run.stderr.splitlines() + run.stdout.splitlines()
+    ), run.text
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_broken_case_as_json(case: Case, results: dict[tuple[str, bool], Run]) -> None:
+    run = results[case.id, True]
+    assert run.code == ExitCode.INVALID_INVENTORY, run.text
+    data = json.loads(run.stdout)
+    assert data["ok"] is False
+    problems = data["problems"]
+    assert problems and all(set(p) == {"file", "line", "host", "field", "message"} for p in problems)
+    assert {"file": case.file, "line": case.line, "host": case.host, "field": case.field} in [
+        {k: p[k] for k in ("file", "line", "host", "field")} for p in problems if case.message in p["message"]
+    ], json.dumps(problems, indent=1)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_broken_case_leaks_no_secret(
+    case: Case, case_dirs: dict[str, Path], results: dict[tuple[str, bool], Run]
+) -> None:
+    """Neither the case's vault values (decrypted here with ansible-vault), nor a plain-text secret, nor
+    the vault password appear in any output, even when the secret itself is what is wrong."""
+    secrets = [*decrypt(case_dirs[case.id] / "inventory" / VAULT, PASSWORD).values(), *PLAIN_SECRETS]
+    if case.password:
+        secrets.append(case.password)
+    if case.id.startswith("psk-"):
+        assert TOO_SHORT_PSK in secrets or TOO_LONG_PSK in secrets  # the wrong PSK is in the vault
+    for as_json in (False, True):
+        output = results[case.id, as_json].text
+        leaked = [secret for secret in secrets if str(secret) in output]
+        assert not leaked, f"secret(s) shown by dzops{' --json' if as_json else ''}: {leaked}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Valid inventories, show, secrets
+
+
+VALID = {
+    "sample": (SAMPLE, SAMPLE_PASSWORD, 37),
+    "minimal": (MINIMAL, PASSWORD, 5),
+}
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_valid_inventory_passes(name: str) -> None:
+    root, password, hosts = VALID[name]
+    run = dzops(REPO, "-i", str(root), "--vault-password-file", str(password), "inventory", "check")
+    assert run.code == ExitCode.OK, run.text
+    assert run.stdout == ""
+    assert f"is valid ({hosts} hosts)" in run.stderr
+    as_json = dzops(
+        REPO, "-i", str(root), "--vault-password-file", str(password), "--json", "inventory", "check"
+    )
+    assert json.loads(as_json.stdout) == {"ok": True, "hosts": hosts, "problems": []}
+
+
+def test_sample_passes_with_its_demo_password_by_default() -> None:
+    run = dzops(REPO, "-i", str(SAMPLE), "inventory", "check")
+    assert run.code == ExitCode.OK, run.text
+
+
+SHOW_COMMANDS = {
+    "check": ["inventory", "check"],
+    "check-json": ["--json", "inventory", "check"],
+    "show": ["inventory", "show"],
+    "show-json": ["inventory", "show", "--json"],
+    "show-router-json": ["inventory", "show", "--json", "tst-hq-rtr1"],
+    "show-ap": ["inventory", "show", "gewog-lobesa-ap1"],
+    "show-server-json": ["inventory", "show", "--json", "tst-hq-srv1"],
+    "show-verbose": ["-vv", "inventory", "show"],
+}
+
+
+@pytest.mark.parametrize("command", SHOW_COMMANDS)
+@pytest.mark.parametrize("name", VALID)
+def test_no_output_shows_a_vault_secret(name: str, command: str) -> None:
+    root, password, _ = VALID[name]
+    args = SHOW_COMMANDS[command]
+    if name == "sample":
+        args = [
+            a.replace("tst-hq-rtr1", "punakha-hq-rtr1")
+            .replace("tst-hq-srv1", "punakha-hq-srv1")
+            .replace("gewog-lobesa-ap1", "gewog-talo-ap1")
+            for a in args
+        ]
+    secrets = decrypt(root / VAULT, password)
+    assert len(secrets) >= 4
+    run = dzops(REPO, "-i", str(root), "--vault-password-file", str(password), *args)
+    assert run.code == ExitCode.OK, run.text
+    assert run.stdout or "is valid" in run.stderr
+    for name_, secret in secrets.items():
+        assert str(secret) not in run.text, f"{name_} shown by `dzops {' '.join(args)}`"
+
+
+def test_show_masks_secrets_with_a_fixed_mask() -> None:
+    run = dzops(
+        REPO, "-i", str(MINIMAL), "--vault-password-file", str(PASSWORD), "inventory", "show", "--json"
+    )
+    data = json.loads(run.stdout)
+    assert data["devices"]["tst-hq-rtr1"]["password"] == "********"
+    assert data["ssid_profiles"]["staff"]["psk"] == "********"
+    assert data["mail"]["password"] == "********"
+    assert data["devices"]["tst-hq-rtr1"]["username"] == "dzadmin"
+
+
+def test_show_unknown_host_is_a_usage_error() -> None:
+    run = dzops(
+        REPO, "-i", str(MINIMAL), "--vault-password-file", str(PASSWORD), "inventory", "show", "nope-rtr1"
+    )
+    assert run.code == ExitCode.USAGE
+    assert run.stdout == ""
+    assert run.stderr.splitlines() == ["dzops: error: unknown host 'nope-rtr1'"]
+
+
+def test_show_on_a_broken_inventory_lists_problems_and_exits_3(case_dirs: dict[str, Path]) -> None:
+    case = next(c for c in CASES if c.id == "unknown-platform")
+    run = dzops(
+        case_dirs[case.id],
+        "-i",
+        "inventory",
+        "--vault-password-file",
+        str(PASSWORD),
+        "inventory",
+        "show",
+        "--json",
+    )
+    assert run.code == ExitCode.INVALID_INVENTORY
+    assert run.stdout == ""
+    assert any(line.startswith(expected_line(case)) for line in run.stderr.splitlines()), run.stderr
+
+
+@pytest.mark.parametrize("case_id", ["wrong-vault-password", "broken-yaml-hosts", "broken-yaml-group-vars"])
+def test_check_json_still_emits_json_when_the_inventory_cannot_load(
+    case_id: str, results: dict[tuple[str, bool], Run]
+) -> None:
+    """Scripts run `dzops --json inventory check`: a failure to load is still a JSON list of problems."""
+    run = results[case_id, True]
+    assert run.code == ExitCode.INVALID_INVENTORY
+    data = json.loads(run.stdout)
+    assert data["ok"] is False and data["problems"]
+
+
+@pytest.mark.parametrize("case_id", ["wrong-vault-password", "broken-yaml-hosts", "broken-yaml-group-vars"])
+def test_real_process_fails_in_one_clear_line(case_id: str, case_dirs: dict[str, Path]) -> None:
+    """`python -m dzops` as a separate process: no traceback, no ansible noise, one problem line."""
+    case = next(c for c in CASES if c.id == case_id)
+    cwd = case_dirs[case_id]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("DZOPS_INVENTORY", "DZOPS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "DZOPS_DEBUG")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dzops", *case_args(case, cwd)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == ExitCode.INVALID_INVENTORY, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    problem_lines = [line for line in lines if not line.startswith("dzops: ")]
+    assert len(problem_lines) == 1, "\n".join(lines)
+    assert problem_lines[0].startswith(expected_line(case)) and case.message in problem_lines[0], (
+        problem_lines[0]
+    )
