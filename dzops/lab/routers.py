@@ -16,6 +16,7 @@ Router (kind "router"): FRR zebra, staticd, ospfd and watchfrr, sshd, lldpd.
     user's home directory. Words are split on blanks, never interpreted by a shell; sudoers allows
     the login user exactly this one program as root, without a password;
   - exec channel `ping ADDRESS`: two echo requests, exit 0 if answered (for link verification);
+  - exec channel `lldpcli show ...` and `ip -j addr|link|route show`: read-only facts for discovery;
   - the `sftp` subsystem: the normal sftp-server, to upload candidate configs into the home dir.
   Config replace by a driver therefore is:
     1. SFTP-put the whole intended config to e.g. `candidate.conf` (relative to the home dir);
@@ -126,6 +127,14 @@ case "${1:-}" in
         [ $# -eq 2 ] || { echo "% usage: ping ADDRESS" >&2; exit 1; }
         case "$2" in -*|*[!0-9a-fA-F.:]*) echo "% bad address: $2" >&2; exit 1 ;; esac
         exec /bin/ping -n -q -c 2 -i 0.2 -W 1 "$2" ;;
+    lldpcli)
+        # Read-only LLDP, as on any Linux/FRR box: `lldpcli show ...` only, never `configure`.
+        [ "${2:-}" = show ] || { echo "% only 'lldpcli show ...' is allowed" >&2; exit 1; }
+        exec /usr/sbin/lldpcli "$@" ;;
+    ip)
+        # Read-only interface facts for discovery (`ip -j addr show`, `ip -j link show`).
+        case "$*" in "ip -j addr show"|"ip -j link show"|"ip -j route show") exec /sbin/ip -j "$3" show ;; esac
+        echo "% only 'ip -j addr|link|route show' is allowed" >&2; exit 1 ;;
     /usr/lib/openssh/sftp-server|internal-sftp)
         [ -z "$sudo" ] && exec /usr/lib/openssh/sftp-server ;;
 esac

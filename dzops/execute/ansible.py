@@ -1,0 +1,163 @@
+"""Run playbooks through ansible-runner: a private data dir per run, events and stats in, results out.
+
+ansible-playbook's stdout is never parsed: per-host outcomes come from runner events
+(`runner_on_ok`, `runner_on_failed`, `runner_on_unreachable`, ...) and the final stats. The vault
+password reaches Ansible as a file path on the command line, never through the runner's env files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dzops.exceptions import DzopsError
+from dzops.models import HostResult
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = PROJECT_ROOT / "playbooks"
+HOST_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+@dataclass
+class TaskEvent:
+    host: str
+    task: str
+    status: str  # ok, changed, failed, unreachable, skipped
+    result: dict[str, Any] = field(default_factory=dict)  # the module's result (no_log tasks arrive censored)
+
+
+@dataclass
+class PlaybookRun:
+    playbook: str
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    rc: int
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+    events: list[TaskEvent] = field(default_factory=list)
+
+    def host_events(self, host: str, task: str | None = None) -> list[TaskEvent]:
+        return [e for e in self.events if e.host == host and (task is None or e.task == task)]
+
+
+def _event_to_task(event: dict[str, Any]) -> TaskEvent | None:
+    kind = event.get("event")
+    if kind not in HOST_EVENTS:
+        return None
+    data = event.get("event_data", {})
+    result = data.get("res") or {}
+    status = HOST_EVENTS[kind]
+    if status == "ok" and result.get("changed"):
+        status = "changed"
+    if kind == "runner_on_failed" and data.get("ignore_errors"):
+        status = "ok"
+    return TaskEvent(host=data.get("host", "?"), task=data.get("task", ""), status=status, result=result)
+
+
+def _summarise(run: PlaybookRun, stats: dict[str, Any] | None) -> None:
+    stats = stats or {}
+    hosts = set(stats.get("processed", {})) | {e.host for e in run.events}
+    for host in sorted(hosts):
+        events = run.host_events(host)
+        if host in stats.get("dark", {}):
+            status, error = "unreachable", _first_message(events, "unreachable")
+        elif host in stats.get("failures", {}):
+            status, error = "failed", _first_message(events, "failed")
+        elif host in stats.get("changed", {}):
+            status, error = "changed", None
+        else:
+            status, error = "ok", None
+        run.hosts[host] = HostResult(host=host, status=status, changed=host in stats.get("changed", {}),  # type: ignore[arg-type]
+                                     error=error)
+
+
+def _first_message(events: list[TaskEvent], status: str) -> str | None:
+    for event in events:
+        if event.status == status:
+            message = str(event.result.get("msg") or event.result.get("stderr") or "").strip()
+            return f"{event.task}: {message.splitlines()[0] if message else status}"
+    return None
+
+
+def run_playbook(
+    inventory_dir: Path,
+    playbook: str,
+    *,
+    limit: str | None = None,
+    extravars: dict[str, Any] | None = None,
+    check: bool = False,
+    forks: int = 10,
+    vault_password_file: Path | None = None,
+    on_event: Callable[[TaskEvent], None] | None = None,
+    keep_artifacts: bool = False,
+) -> PlaybookRun:
+    """Run playbooks/<playbook> against the inventory; per-host outcomes are results, not exceptions."""
+    import ansible_runner
+
+    from dzops.inventory.loader import inventory_source, vault_password_file as find_vault_file
+
+    source = inventory_source(inventory_dir)
+    playbook_path = PLAYBOOKS / playbook
+    if not playbook_path.is_file():
+        raise DzopsError(f"no playbook {playbook_path}")
+    data_dir = Path(tempfile.mkdtemp(prefix="dzops-runner-"))
+    cmdline = []
+    password_file = find_vault_file(source.parent, vault_password_file)
+    if password_file is not None:
+        cmdline += ["--vault-password-file", str(password_file.resolve())]
+    if check:
+        cmdline.append("--check")
+    envvars = {
+        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(PROJECT_ROOT / "roles"),
+        # ansible-playbook must come from the same environment as dzops (e.g. the project's .venv).
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    run = PlaybookRun(playbook=playbook, status="failed", rc=-1)
+
+    def handler(event: dict[str, Any]) -> bool:
+        task = _event_to_task(event)
+        if task is not None:
+            run.events.append(task)
+            if on_event is not None:
+                on_event(task)
+        return False  # events stay out of the artifacts dir: results can hold sensitive output
+
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(data_dir),
+            project_dir=str(PLAYBOOKS),
+            playbook=str(playbook_path),
+            inventory=str(source.resolve()),
+            limit=limit,
+            extravars=extravars or {},
+            forks=forks,
+            cmdline=" ".join(cmdline) or None,
+            envvars=envvars,
+            event_handler=handler,
+            quiet=True,
+            suppress_env_files=True,
+        )
+        run.status, run.rc = runner.status, runner.rc
+        _summarise(run, runner.stats)
+        if not run.hosts and run.rc != 0:
+            raise DzopsError(f"ansible-playbook {playbook} failed before reaching any host (rc {run.rc}); "
+                             f"run with -v and see {data_dir}/artifacts" if keep_artifacts else
+                             f"ansible-playbook {playbook} failed before reaching any host (rc {run.rc})")
+    finally:
+        if not keep_artifacts:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return run

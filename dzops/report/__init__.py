@@ -1,0 +1,1 @@
+"""Reports from results and backups; never connects to a device."""
