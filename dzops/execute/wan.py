@@ -43,6 +43,7 @@ class _Session:
     unreachable: bool = False
     diff: ConfigDiff = field(default_factory=ConfigDiff)
     applied: bool = False
+    interfaces: dict[str, bool] | None = None  # name -> up, where the driver can list them at once
 
 
 def _fan_out(fn: Callable[[str], None], hosts: list[str]) -> None:
@@ -89,6 +90,8 @@ class WanRun:
             driver.open()
             session.driver = driver
             session.saved = driver.get_config()
+            if hasattr(driver, "interfaces"):
+                session.interfaces = driver.interfaces()
             self.progress(host, "connected")
         except ConnectionFailed as exc:
             session.error, session.unreachable = str(exc), True
@@ -108,10 +111,7 @@ class WanRun:
                     result.error = session.error
                     excluded.add(name)
                     break
-                assert session.driver is not None
-                try:
-                    session.driver.cli([f"show interface {end.interface}"])
-                except DeviceError:
+                if not self._has_interface(session, end.interface):
                     result.status, result.error = "failed", f"{end.host}: no interface {end.interface} on the device"
                     result.failed_check = "interface exists"
                     excluded.add(name)
@@ -119,6 +119,17 @@ class WanRun:
         for name in excluded:
             self.progress(name, f"skipped: {self.results[name].error}")
         return excluded
+
+    @staticmethod
+    def _has_interface(session: _Session, interface: str) -> bool:
+        if session.interfaces is not None:
+            return interface in session.interfaces
+        assert session.driver is not None
+        try:
+            session.driver.cli([f"show interface {interface}"])
+            return True
+        except DeviceError:
+            return False
 
     def _unsupported(self, plan: WanPlan) -> None:
         for name in plan.scope:

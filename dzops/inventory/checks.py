@@ -6,7 +6,6 @@ Each check is a small function returning problems; `run_checks` runs them all so
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network
@@ -32,11 +31,11 @@ class _Where:
         return next(iter(self.loaded.hosts.values())).vars
 
     def problem(self, message: str, host: str | None, field: str, raw: Any) -> Problem:
-        from dzops.inventory.loader import locate
+        from dzops.inventory.loader import display_path, locate
 
         file, line = locate(raw, ()) if raw is not None else (None, None)
         if file:
-            file = os.path.relpath(file)
+            file = display_path(file)
         return Problem(message, file=file, line=line, host=host, field=field)
 
     def host_var(self, host: str, var: str, *path: Any) -> Any:

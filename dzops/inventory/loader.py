@@ -106,6 +106,12 @@ def _is_vault_file(path: Path) -> bool:
         return False
 
 
+def display_path(path: str) -> str:
+    """A path as people want to read it: relative to the current directory when inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def _origin(value: Any) -> tuple[str | None, int | None]:
     from ansible._internal._datatag._tags import Origin
 
@@ -270,10 +276,7 @@ class _Validator:
                 loc: tuple[Any, ...] = ()) -> None:
         file, line = locate(raw, loc) if raw is not None else (None, None)
         if file is not None:
-            try:
-                file = os.path.relpath(file)
-            except ValueError:
-                pass
+            file = display_path(file)
         self.problems.append(Problem(message, file=file, line=line, host=host, field=field))
 
     def resolve(self, raw: Any, host_vars: dict[str, Any], host: str | None, field: str) -> Any:

@@ -31,25 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from dzops.exceptions import LabError
+from dzops.lab import base_image as _base_image
 from dzops.lab import netns, routers
+from dzops.lab import pkgrepo as _pkgrepo
+from dzops.lab import servers as _servers
+from dzops.lab import smtp as _smtp
 from dzops.lab.spec import LabInterface, LabLink, LabNode, LabSpec
-
-try:  # server nodes, the package repository and SMTP belong to another module set
-    from dzops.lab import servers as _servers
-except ImportError:  # pragma: no cover - depends on the tree
-    _servers = None  # type: ignore[assignment]
-try:
-    from dzops.lab import pkgrepo as _pkgrepo
-except ImportError:  # pragma: no cover
-    _pkgrepo = None  # type: ignore[assignment]
-try:
-    from dzops.lab import smtp as _smtp  # type: ignore[attr-defined]
-except ImportError:
-    _smtp = None  # type: ignore[assignment]
-try:
-    from dzops.lab import base_image as _base_image
-except ImportError:  # pragma: no cover
-    _base_image = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +167,6 @@ class Lab:
                 raise LabError(f"{node.name}: management address {node.mgmt_address} is used twice")
             addresses.add(_ip(node.mgmt_address))
             ipaddress.ip_interface(node.mgmt_address)
-            if node.kind == "server" and _servers is None:
-                raise LabError(f"{node.name}: server nodes need dzops.lab.servers, which is missing")
         for link in spec.links:
             for end_node, end_if in ((link.a_node, link.a_interface), (link.b_node, link.b_interface)):
                 if end_node not in names:
@@ -259,6 +244,7 @@ class Lab:
                 return self.status()
             log.warning("lab %s is partly gone; rebuilding it", self.prefix)
             self.down()
+        self._check_conflicts()
         started = time.monotonic()
         try:
             self._build()
@@ -273,6 +259,18 @@ class Lab:
             "lab %s up: %d nodes in %.1f s", self.prefix, len(self.spec.nodes), time.monotonic() - started
         )
         return self.status()
+
+    def _check_conflicts(self) -> None:
+        """Refuse to build over what another lab (or anything else) already holds in the root namespace."""
+        gateway = _ip(self.spec.mgmt_gateway)
+        for interface, address in netns.root_addresses():
+            if address == gateway:
+                raise LabError(f"management gateway {gateway} is already on interface {interface} "
+                               f"(another lab of this inventory?): take that lab down first")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(("127.0.0.1", self.spec.smtp_port)) == 0:
+                raise LabError(f"SMTP port 127.0.0.1:{self.spec.smtp_port} is already in use "
+                               f"(another lab?): set mail.smtp_port in the inventory to a free port")
 
     def _build(self) -> None:
         spec = self.spec
@@ -358,7 +356,7 @@ class Lab:
             "host_key_pub": host_key.with_suffix(".pub").read_text().strip(),
         }
         if node.kind == "server":
-            holder = _servers.start_server(  # type: ignore[union-attr]
+            holder = _servers.start_server(
                 node, ns, node_dir, host_key, Path(self.spec.base_image_dir), self._repo_url()
             )
             return {**base, "holder_pid": holder, "pid_ns": True, "daemons": {}, "expected": []}
@@ -529,11 +527,10 @@ class Lab:
         return f"http://{_ip(self.spec.mgmt_gateway)}:{self.spec.package_repo_port}/"
 
     def _start_services(self) -> None:
-        if not any(n.kind == "server" for n in self.spec.nodes):
-            return
-        if _base_image is not None:
+        # The mail server serves every lab (reports, alerts); the package repo only labs with servers.
+        self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail")
+        if any(n.kind == "server" for n in self.spec.nodes):
             _base_image.ensure_base_image(Path(self.spec.base_image_dir))
-        if _pkgrepo is not None:
             repo_dir = self.state_dir / "repo"
             _pkgrepo.build_repo(repo_dir)
             self._state["services"]["pkgrepo"] = _pkgrepo.start(
@@ -542,8 +539,6 @@ class Lab:
                 repo_dir,
                 self.state_dir / "pkgrepo.log",
             )
-        if _smtp is not None and hasattr(_smtp, "start"):
-            self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail")
         self._save_state()
 
     # --- status ------------------------------------------------------------------------------
@@ -603,7 +598,7 @@ class Lab:
     def exec_argv(self, node_name: str, argv: list[str]) -> list[str]:
         """argv that runs `argv` as root at the node's console (its namespaces, root, cwd)."""
         node = self._node_state(node_name)
-        if node.get("pid_ns") and _servers is not None:
+        if node.get("pid_ns"):
             return _servers.server_exec_argv(node["holder_pid"], list(argv))
         return netns.nsenter_argv(node["holder_pid"], argv, pid_ns=bool(node.get("pid_ns")))
 
@@ -694,15 +689,15 @@ class Lab:
             set(state.get("netns", [])) | {n for n in netns.list_netns() if n.startswith(ns_prefix)}
         )
         for name, node in state.get("nodes", {}).items():
-            if node.get("kind") == "server" and _servers is not None and node.get("holder_pid"):
+            if node.get("kind") == "server" and node.get("holder_pid"):
                 try:
                     _servers.stop_server(node["holder_pid"], Path(node["node_dir"]))
                 except Exception as exc:  # keep removing the rest; the netns sweep kills leftovers
                     log.warning("server %s: stop failed: %s", name, exc)
         for service, pid in state.get("services", {}).items():
-            if service == "pkgrepo" and _pkgrepo is not None:
+            if service == "pkgrepo":
                 _pkgrepo.stop(pid)
-            elif service == "smtp" and _smtp is not None and hasattr(_smtp, "stop"):
+            elif service == "smtp":
                 _smtp.stop(pid)
         # Everything whose network namespace is one of ours is ours: holders, daemons, sessions.
         pids = [pid for ns in namespaces for pid in netns.netns_pids(ns)]
@@ -729,7 +724,8 @@ class Lab:
             netns.run(["umount", "-l", mnt], what=f"lab {self.prefix}: unmount", check=False)
         for name in ("nodes", "repo", "mail"):
             shutil.rmtree(self.state_dir / name, ignore_errors=True)
-        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", STATE_FILE.replace(".json", ".tmp")):
+        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log",
+                     STATE_FILE.replace(".json", ".tmp")):
             (self.state_dir / name).unlink(missing_ok=True)
         try:
             self.state_dir.rmdir()

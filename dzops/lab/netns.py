@@ -7,6 +7,7 @@ lab spec: `dzops.lab.builder` decides names and order.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -113,6 +114,12 @@ def veth_cmd(a_name: str, a_netns: str | None, b_name: str, b_netns: str | None)
 def root_links() -> list[str]:
     """Interface names in the root network namespace."""
     return sorted(os.listdir("/sys/class/net"))
+
+
+def root_addresses() -> list[tuple[str, str]]:
+    """(interface, IPv4 address) pairs in the root network namespace."""
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    return [(link["ifname"], info["local"]) for link in json.loads(out or "[]") for info in link.get("addr_info", [])]
 
 
 def delete_root_link(name: str) -> None:

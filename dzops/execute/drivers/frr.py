@@ -54,6 +54,35 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("% ")]
 
 
+# Lines FRR prints or accepts that carry no configuration of their own.
+NOISE = ("!", "end", "exit", "exit-vrf", "exit-vrf-address-family")
+
+
+def config_pairs(text: str) -> frozenset[tuple[str, str]]:
+    r"""A config as (context, line) pairs: order-free, the shape frr-reload compares.
+
+    >>> a = config_pairs("hostname r\ninterface eth0\n ip address 10.0.0.1/30\nexit\n!\n")
+    >>> b = config_pairs("!\ninterface eth0\n ip address 10.0.0.1/30\nexit\nhostname r\n")
+    >>> a == b, ("interface eth0", "ip address 10.0.0.1/30") in a
+    (True, True)
+    """
+    pairs = set()
+    context = ""
+    for raw in strip_preamble(text).splitlines():
+        line = raw.rstrip()
+        stripped = line.strip()
+        if not stripped or stripped in NOISE or stripped.startswith("frr version"):
+            if stripped in ("exit", "!") and not line.startswith(" "):
+                context = ""
+            continue
+        if line.startswith(" ") and context:
+            pairs.add((context, stripped))
+        else:
+            context = stripped if stripped.startswith(("interface ", "router ", "line ", "route-map ")) else ""
+            pairs.add((stripped, ""))
+    return frozenset(pairs)
+
+
 def parse_reload_test(output: str) -> ConfigDiff:
     """Parse `frr-reload.py --test` output into lines to remove and add.
 
@@ -88,6 +117,7 @@ class Driver:
         self.credentials = credentials
         self._client: Any = None
         self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
+        self._running: str | None = None  # last running config read, until something changes it
 
     # -- connection ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -158,7 +188,8 @@ class Driver:
         return results
 
     def get_config(self) -> str:
-        return strip_preamble(self.cli(["show running-config"])["show running-config"])
+        self._running = strip_preamble(self.cli(["show running-config"])["show running-config"])
+        return self._running
 
     def _upload(self, text: str) -> str:
         import paramiko
@@ -200,16 +231,33 @@ class Driver:
         return out
 
     def compare_config(self, candidate: str) -> ConfigDiff:
+        running = self._running if self._running is not None else self.get_config()
+        # Equal as (context, line) sets means frr-reload would find nothing either; it runs a
+        # Python process on the router, so it is asked only when something really differs.
+        if config_pairs(running) == config_pairs(candidate):
+            return ConfigDiff()
         return parse_reload_test(self._reload("--test", candidate))
 
     def load_replace_candidate(self, candidate: str) -> ConfigDiff:
         diff = self.compare_config(candidate)
         if not diff.empty:
+            self._running = None
             # --reload applies the delta through vtysh and then writes frr.conf itself.
             self._reload("--reload --stdout", candidate)
         return diff
 
+    def interfaces(self) -> dict[str, bool]:
+        """Interface name -> operationally up, from one `show interface brief`."""
+        out = self.cli(["show interface brief"])["show interface brief"]
+        found = {}
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[1] in ("up", "down"):
+                found[words[0]] = words[1] == "up"
+        return found
+
     def rollback(self, saved: str) -> None:
+        self._running = None
         self.load_replace_candidate(saved)
 
     def save_config(self) -> None:

@@ -1,0 +1,88 @@
+"""provision-wan --all on a lab of 1 HQ + 50 gewog routers, next to a parallel-SSH floor from the same run.
+
+Floor: paramiko, 10 workers, per router: connect (host key checked) + one `show running-config`
+on an exec channel + close. Printed: the floor, the first run (apply + verify, which waits for OSPF
+to reach Full: protocol timers, not SSH), the no-change run, and their ratios to the floor.
+Target (issue 4): within 3x of the floor. Run as root: `python benchmarks/wan_fanout.py [GEWOGS]`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from synth_inventory import write_inventory  # noqa: E402
+
+PREFIX, OCTET, WORKERS = "bw", 60, 10
+
+
+def floor(inventory, known_hosts: Path) -> float:
+    import paramiko
+
+    def one(device) -> None:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(str(device.mgmt_address), username=device.username,
+                       password=device.password.get_secret_value(), look_for_keys=False, allow_agent=False)
+        _, out, _ = client.exec_command("show running-config")
+        assert "hostname" in out.read().decode()
+        client.close()
+
+    routers = inventory.hosts_in("routers")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(one, routers))
+    return time.perf_counter() - started
+
+
+def dzops(inventory_dir: Path, *args: str) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dzops", "-i", str(inventory_dir), *args],
+                          capture_output=True, text=True, env={**os.environ, "DZOPS_LAB_PREFIX": PREFIX})
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"dzops {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    from dzops.inventory.loader import load_inventory
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
+
+    gewogs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    work = Path(tempfile.mkdtemp(prefix="dzops-bench-wan-"))
+    state_root = work / "state"
+    inventory_dir = write_inventory(work / "inventory", gewogs, OCTET, state_dir=state_root / PREFIX,
+                                    smtp_port=25000 + OCTET)
+    inventory = load_inventory(inventory_dir)
+    lab = Lab(spec_from_inventory(inventory, PREFIX, state_root=state_root))
+    try:
+        started = time.perf_counter()
+        lab.up()
+        print(f"lab up: {len(lab.spec.nodes)} routers in {time.perf_counter() - started:.1f} s")
+        floors = [floor(inventory, lab.known_hosts_path) for _ in range(3)]
+        first = dzops(inventory_dir, "provision-wan", "--all")
+        again = [dzops(inventory_dir, "provision-wan", "--all") for _ in range(3)]
+        base = statistics.median(floors)
+        print(f"floor (paramiko connect + show, {WORKERS} workers): {base:.2f} s (median of 3)")
+        print(f"provision-wan --all, first run (apply + verify incl. OSPF convergence): {first:.2f} s "
+              f"= {first / base:.1f}x floor")
+        print(f"provision-wan --all, no-change run: {statistics.median(again):.2f} s "
+              f"= {statistics.median(again) / base:.2f}x floor (target <= 3x)")
+    finally:
+        lab.down()
+
+
+if __name__ == "__main__":
+    main()
