@@ -28,7 +28,7 @@ def write_inventory(dest: Path, gewogs: int, mgmt_octet: int, *, switches: bool 
     hosts = ["---", "all:", "  children:", "    dzongkhag_synth:", "      children:",
              "        site_hq:", "          hosts:", "            hq-rtr1:"]
     routers, sws, ap_hosts = ["hq-rtr1"], [], []
-    for i, name in enumerate(names, 1):
+    for name in names:
         members = [f"{name}-rtr1"] + ([f"{name}-sw1"] if switches or aps else []) + ([f"{name}-ap1"] if aps else [])
         hosts += [f"        site_{name}:", "          hosts:"] + [f"            {m}:" for m in members]
         routers.append(f"{name}-rtr1")

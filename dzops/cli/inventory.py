@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -36,7 +36,7 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
 @app.command()
 def show(
     ctx: typer.Context,
-    host: Annotated[Optional[str], typer.Argument(help="One host; default: the whole inventory.")] = None,
+    host: Annotated[str | None, typer.Argument(help="One host; default: the whole inventory.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """The resolved inventory (or one host) with every secret masked."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -14,7 +14,7 @@ from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 app = typer.Typer(help="Build, inspect and remove the virtual lab of the inventory.", no_args_is_help=True,
                   rich_markup_mode=None)
 
-PrefixOption = Annotated[Optional[str], typer.Option(
+PrefixOption = Annotated[str | None, typer.Option(
     "--prefix", envvar="DZOPS_LAB_PREFIX", help="Name prefix of this lab (two labs need two prefixes).")]
 
 
@@ -46,7 +46,8 @@ def install_known_hosts(lab: Any, inventory: Any) -> None:
         return
     target = Path(inventory.known_hosts)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(lab.known_hosts_path, target)
+    if target.resolve() != lab.known_hosts_path.resolve():  # test inventories point at the lab's own file
+        shutil.copyfile(lab.known_hosts_path, target)
 
 
 @app.command()
@@ -100,7 +101,8 @@ def exec_(
     """Run a command on a node as if at its console (an out-of-band change)."""
     settings: Settings = ctx.obj
     lab, _ = _lab(settings, prefix)
-    result = lab.exec(node, command)
+    # `dzops lab exec NODE -- CMD`: Click keeps the `--` when unknown options are passed through.
+    result = lab.exec(node, command[1:] if command[:1] == ["--"] else command)
     emit_text(result.stdout or "")
     if result.stderr:
         say(result.stderr.rstrip())

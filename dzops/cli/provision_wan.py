@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,8 +12,8 @@ from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 def provision_wan(
     ctx: typer.Context,
-    links: Annotated[Optional[list[str]], typer.Argument(help="WAN link names (see wan_links).")] = None,
-    site: Annotated[Optional[str], typer.Option("--site", help="Every link with an end at this site.")] = None,
+    links: Annotated[list[str] | None, typer.Argument(help="WAN link names (see wan_links).")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Every link with an end at this site.")] = None,
     all_links: Annotated[bool, typer.Option("--all", help="Every WAN link of the inventory.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Print each device's diff; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Also print the diff when applying.")] = False,

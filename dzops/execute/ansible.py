@@ -106,7 +106,8 @@ def run_playbook(
     """Run playbooks/<playbook> against the inventory; per-host outcomes are results, not exceptions."""
     import ansible_runner
 
-    from dzops.inventory.loader import inventory_source, vault_password_file as find_vault_file
+    from dzops.inventory.loader import inventory_source
+    from dzops.inventory.loader import vault_password_file as find_vault_file
 
     source = inventory_source(inventory_dir)
     playbook_path = PLAYBOOKS / playbook

@@ -100,7 +100,7 @@ def test_a_router_whose_links_are_all_excluded_gets_no_candidate(inventory):
 def test_excluded_provisioned_link_keeps_its_running_stanza(inventory):
     link = inventory.wan_link("hq-talo").model_copy(update={"subnet": IPv4Network("10.30.255.32/30")})
     provisioned = inventory.model_copy(update={"wan_links": tuple(
-        link if l.name == "hq-talo" else l for l in inventory.wan_links)})
+        link if other.name == "hq-talo" else other for other in inventory.wan_links)})
     running = {"punakha-hq-rtr1": "interface eth9\n description old circuit\n ip address 10.30.255.33/30\nexit\n"}
     plan = plan_wan(provisioned, ["hq-talo", "hq-barp"], exclude={"hq-talo"}, running=running)
     hq = plan.candidates["punakha-hq-rtr1"]

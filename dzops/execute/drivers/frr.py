@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 import threading
 import uuid
 from typing import Any
@@ -144,7 +143,7 @@ class Driver:
             if "not found in known_hosts" in str(exc):
                 raise HostKeyMismatch(c.host, f"SSH host key of {c.address} is not in known_hosts") from None
             raise ConnectionFailed(c.host, f"SSH to {c.address} failed: {exc}") from None
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise ConnectionFailed(c.host, f"cannot reach {c.address}:{c.port}: {reason}") from None
         self._client = client
@@ -172,7 +171,7 @@ class Driver:
                 out = stdout.read().decode(errors="replace")
                 err = stderr.read().decode(errors="replace")
                 return stdout.channel.recv_exit_status(), out, err
-        except (OSError, socket.timeout, paramiko.SSHException) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException) as exc:
             raise ConnectionFailed(self.credentials.host, f"'{command}' failed on the SSH connection: {exc}") from None
 
     # -- NetworkDriver ------------------------------------------------------------------------
