@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.labkit import LabHandle, copy_sample_inventory
+from tests.labkit import LabHandle, copy_sample_inventory, lab_leftovers, lab_pids
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,7 +43,12 @@ def punakha_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]
         assert status.healthy, [n.name for n in status.nodes if not n.healthy]
         yield LabHandle(lab=lab, inventory_dir=inventory_dir, state_dir=state_root / prefix)
     finally:
+        pids = lab_pids(prefix, state_root / prefix)
         lab.down()
+    # Every session proves teardown (skipped only when up() itself failed: that error comes first).
+    leftovers = lab_leftovers(prefix, state_root / prefix, pids)
+    if leftovers:
+        raise AssertionError(f"lab '{prefix}' teardown left: " + "; ".join(leftovers))
 
 
 @dataclass
@@ -64,4 +68,11 @@ def provisioned_lab(punakha_lab: LabHandle) -> Provisioned:
     inventory = punakha_lab.inventory()
     results = provision_wan(inventory, links_in_scope(inventory), verify_timeout=120)
     write_wan_subnets(punakha_lab.inventory_dir, {r.link: r.subnet for r in results if r.verified and r.subnet})
-    return Provisioned(handle=punakha_lab, wan_results=results)
+    provisioned = Provisioned(handle=punakha_lab, wan_results=results)
+    # Access points after the WAN: `extra["ap"]` holds the first provision-ap --all's HostResults.
+    from dzops.execute.ap import provision_ap
+    from dzops.plan.ap import access_points_in_scope
+
+    inventory = punakha_lab.inventory()
+    provisioned.extra["ap"] = provision_ap(inventory, access_points_in_scope(inventory), verify_timeout=120)
+    return provisioned

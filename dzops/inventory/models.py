@@ -58,6 +58,8 @@ class Radio(Model):
     channel: Literal["auto"] | Annotated[int, Field(ge=1, le=165)] = "auto"
     power: Literal["auto"] | Annotated[int, Field(ge=1, le=30)] = "auto"
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "BT"
+    # hostapd's driver: nl80211 on a real radio; "none" where no radio exists (the virtual lab).
+    driver: Literal["nl80211", "none"] = "nl80211"
 
 
 class HealthCheck(Model):

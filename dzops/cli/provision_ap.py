@@ -1,0 +1,56 @@
+"""`dzops provision-ap`: access points and their uplink switch ports from the SSID intent, verified."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dzops.cli.exit_codes import exit_code_for_results
+from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+
+
+def provision_ap(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Access point names (group access_points).")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Every access point of this site.")] = None,
+    all_aps: Annotated[bool, typer.Option("--all", help="Every access point of the inventory.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Show what would change; touch nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Also print each AP's diff (PSKs masked).")] = False,
+    verify_timeout: Annotated[float, typer.Option(help="Seconds to wait for every SSID to verify.")] = 60.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Save each AP's files, apply, verify with hostapd_cli (every SSID enabled, right SSID/security/VLAN);
+    restore the saved files on failure. A second run changes nothing."""
+    from dzops.exceptions import UsageError
+    from dzops.execute.ap import provision_ap as run
+    from dzops.plan.ap import access_points_in_scope
+
+    settings: Settings = ctx.obj
+    check = check or settings.check
+    if sum(bool(x) for x in (hosts, site, all_aps)) != 1:
+        raise UsageError("name access points, or give --site SITE, or --all (exactly one of them)")
+    inventory = settings.load_inventory()
+    if site and site not in inventory.sites:
+        raise UsageError(f"unknown site '{site}' (known: {', '.join(sorted(inventory.sites))})")
+    scope = access_points_in_scope(inventory, hosts, site)
+    say(f"dzops: provision-ap {'(check) ' if check else ''}{len(scope)} access point(s)")
+    results = run(inventory, scope, check=check, verify_timeout=verify_timeout,
+                  progress=lambda subject, message: say(f"  {subject}: {message}"))
+    for r in results:
+        note = r.data.get("switch_port", {}).get("note")
+        if note:
+            say(f"  {r.host}: note: {note}")
+    if settings.json or json_output:
+        emit_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            ssids = ",".join(f"{s['ssid']}@{s['vlan']}" for s in r.data.get("ssids", []))
+            port = r.data.get("switch_port", {})
+            emit_text(f"{r.host:<24} {r.status:<12} {ssids:<36} port:{port.get('status', '-')}"
+                      + (f"  [{r.error}]" if r.error else ""))
+            if (check or diff or settings.diff) and r.diff:
+                emit_text(f"--- {r.host}\n{r.diff}")
+    code = exit_code_for_results([r.status for r in results])
+    if code:
+        raise typer.Exit(code)

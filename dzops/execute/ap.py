@@ -1,0 +1,363 @@
+"""provision-ap on devices: preflight every AP and uplink switch, apply, verify by reading back, restore on failure.
+
+Per AP, in order:
+1. preflight (all APs in parallel, before anything changes): the AP answers, has its radio
+   interfaces; its uplink switch answers and has the port. Any failure: that AP is left untouched
+   (neither its files nor its switch port), with a one-line error.
+2. the AP's current files, bridge membership and hostapd state are saved (they are the read-back);
+   nothing differs from the intent -> nothing is written and hostapd is not restarted;
+3. apply: write the files, put each SSID interface into its VLAN bridge, restart hostapd (start =
+   hostapd's own validation); the switch port gets exactly its trunk VLANs;
+4. verify: `hostapd_cli status|get_config` shows each SSID ENABLED with the intended SSID and key
+   management, each SSID interface is in its VLAN's bridge, the switch port carries the VLANs;
+5. a refused start or failed verify restores the saved files and bridges, restarts hostapd as it
+   was (or leaves it stopped, as on a factory AP), and restores the switch port.
+
+Switch port on a kernel without VLAN-aware bridges (the lab's): the port's trunk cannot exist, so
+the step is reported as not applicable, with a note per AP, and the rendered trunk is in the diff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dzops.exceptions import ConnectionFailed, DeviceError, InventoryError
+from dzops.execute.drivers import driver_for
+from dzops.execute.drivers.base import Credentials
+from dzops.inventory.models import Device, Inventory
+from dzops.models import HostResult
+from dzops.plan.ap import (
+    DAEMON_DEFAULTS,
+    VENDOR_AP_PLATFORMS,
+    Bss,
+    SwitchPort,
+    ap_bsses,
+    file_diff,
+    intended_ap_files,
+    mask_secrets,
+    radio_interfaces,
+    switch_port,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]
+FAN_OUT_WORKERS = 10  # the lab notes measure no gain past ~10 concurrent SSH sessions on 2 cores
+LINUX_SWITCH_PLATFORMS = ("cumulus",)
+
+
+def credentials(inventory: Inventory, device: Device) -> Credentials:
+    return Credentials(host=device.name, address=str(device.mgmt_address), username=device.username or "",
+                       password=device.password.get_secret_value() if device.password else "",
+                       known_hosts=inventory.known_hosts)
+
+
+def _fan_out(fn: Callable[[str], None], items: list[str]) -> None:
+    with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, max(1, len(items)))) as pool:
+        list(pool.map(fn, items))
+
+
+def file_mode(path: str) -> int:
+    """SSID files hold the PSK: root only. The daemon defaults file is world-readable as on Debian.
+
+    >>> oct(file_mode("/etc/hostapd/wlan0.conf")), oct(file_mode("/etc/default/hostapd"))
+    ('0o600', '0o644')
+    """
+    return 0o644 if path == DAEMON_DEFAULTS else 0o600
+
+
+@dataclass
+class _Switch:
+    name: str
+    driver: Any = None
+    error: str | None = None
+    unreachable: bool = False
+
+
+@dataclass
+class _Ap:
+    name: str
+    device: Device
+    result: HostResult
+    files: dict[str, str] = field(default_factory=dict)
+    bsses: list[Bss] = field(default_factory=list)
+    port: SwitchPort | None = None
+    driver: Any = None
+    saved: Any = None  # ApState before any change
+    file_changes: dict[str, str] = field(default_factory=dict)
+    master_changes: dict[str, str] = field(default_factory=dict)
+    restart: bool = False
+    port_commands: list[str] = field(default_factory=list)
+    port_undo: list[str] = field(default_factory=list)
+    applied: bool = False
+    skip: bool = False  # failed in plan or preflight: untouched
+
+    def fail(self, status: str, error: str) -> None:
+        self.result.status, self.result.error, self.skip = status, error, True  # type: ignore[assignment]
+
+
+class ApRun:
+    def __init__(self, inventory: Inventory, scope: list[str], *, check: bool = False,
+                 verify_timeout: float = 60.0, progress: Progress | None = None) -> None:
+        self.inventory = inventory
+        self.check = check
+        self.verify_timeout = verify_timeout
+        self.progress = progress or (lambda _s, _m: None)
+        self.aps = {n: _Ap(n, inventory.devices[n], HostResult(host=n)) for n in scope}
+        self.switches: dict[str, _Switch] = {}
+        self.done = 0
+
+    def run(self) -> list[HostResult]:
+        for ap in self.aps.values():
+            self._plan(ap)
+        live = [a.name for a in self.aps.values() if not a.skip]
+        ports = [p for p in (self.aps[a].port for a in live) if p is not None]
+        self.switches = {s: _Switch(s) for s in sorted({p.switch for p in ports})}
+        try:
+            _fan_out(self._connect_switch, list(self.switches))
+            _fan_out(self._preflight, live)
+            _fan_out(self._apply_verify, [a for a in live if not self.aps[a].skip])
+        finally:
+            _fan_out(self._close_ap, list(self.aps))
+            _fan_out(self._close_switch, list(self.switches))
+        return [ap.result for ap in self.aps.values()]
+
+    def _report(self, ap: _Ap, message: str) -> None:
+        self.done += 1  # the GIL makes this increment safe enough for a progress counter
+        self.progress(ap.name, f"[{self.done}/{len(self.aps)}] {message}")
+
+    # -- plan (pure) ----------------------------------------------------------------------------
+    def _plan(self, ap: _Ap) -> None:
+        try:
+            ap.files = intended_ap_files(self.inventory, ap.device)
+            ap.bsses = ap_bsses(self.inventory, ap.device)
+            ap.port = switch_port(self.inventory, ap.device)
+        except InventoryError as exc:
+            ap.fail("failed", "; ".join(p.message for p in exc.problems))
+            return
+        ap.result.data = {
+            "platform": ap.device.platform,
+            "ssids": [{"profile": b.profile, "ssid": b.ssid, "interface": b.interface, "vlan": b.vlan,
+                       "bridge": b.bridge, "security": b.security} for b in ap.bsses],
+            "switch_port": {"switch": ap.port.switch, "port": ap.port.port, "vlans": ap.port.vids,
+                            "native_vlan": next((v.vid for v in ap.port.vlans if v.native), None),
+                            "status": "pending", "note": None},
+            "files_changed": [], "restarted": False, "checks": [],
+        }
+        if ap.device.platform in VENDOR_AP_PLATFORMS:
+            ap.result.diff = "\n".join(f"+ {line}" for line in mask_secrets(ap.files["running-config"]).splitlines())
+            ap.fail("failed", f"platform '{ap.device.platform}' has no AP driver yet: "
+                              f"its rendered config is shown by `dzops provision-ap --check --diff`")
+
+    # -- connect and preflight ---------------------------------------------------------------------
+    def _connect_switch(self, name: str) -> None:
+        sw = self.switches[name]
+        device = self.inventory.devices[name]
+        if device.platform not in LINUX_SWITCH_PLATFORMS and device.platform != "ios":
+            sw.error = f"uplink switch {name}: platform '{device.platform}' has no switch-port driver"
+            return
+        if device.platform == "ios":
+            return  # rendered only (see data.switch_port); no netmiko trunk driver yet
+        try:
+            driver = driver_for(device.platform, credentials(self.inventory, device))
+            driver.open()
+            sw.driver = driver
+        except ConnectionFailed as exc:
+            sw.error, sw.unreachable = f"uplink switch {exc}", True
+        except DeviceError as exc:
+            sw.error = f"uplink switch {exc}"
+
+    def _preflight(self, name: str) -> None:
+        ap = self.aps[name]
+        assert ap.port is not None
+        sw = self.switches[ap.port.switch]
+        try:
+            driver: Any = driver_for(ap.device.platform, credentials(self.inventory, ap.device))
+            driver.open()
+            ap.driver = driver
+            ap.saved = driver.read_state(list(ap.files), [b.interface for b in ap.bsses])
+            missing = [r for r in radio_interfaces(ap.device) if r not in ap.saved.interfaces]
+            if missing:
+                ap.fail("failed", f"{name}: no radio interface {', '.join(missing)} on the device")
+        except ConnectionFailed as exc:
+            ap.fail("unreachable", str(exc))
+        except DeviceError as exc:
+            ap.fail("failed", str(exc))
+        if not ap.skip and sw.error:
+            ap.fail("unreachable" if sw.unreachable else "failed", sw.error)
+        if not ap.skip:
+            self._plan_port(ap, sw)
+        if not ap.skip:
+            self._plan_ap_changes(ap)
+        if ap.skip:
+            self._report(ap, f"skipped, nothing changed: {ap.result.error}")
+
+    def _plan_port(self, ap: _Ap, sw: _Switch) -> None:
+        from dzops.execute.drivers.cumulus import vlan_commands
+
+        assert ap.port is not None
+        info = ap.result.data["switch_port"]
+        if sw.driver is None:  # a real IOS switch: rendered, pushed by hand for now
+            info["status"], info["note"] = "not_applied", "no IOS switch-port driver yet: config rendered in the diff"
+            return
+        try:
+            state = sw.driver.port_state(ap.port.port)
+        except DeviceError as exc:
+            ap.fail("failed", f"uplink switch {exc}")
+            return
+        if not state.exists:
+            ap.fail("failed", f"uplink switch {sw.name} has no port {ap.port.port} (uplink of {ap.name})")
+            return
+        if not state.vlan_aware:
+            info["status"] = "not_applicable"
+            info["note"] = (f"{sw.name} {ap.port.port}: trunk VLANs {','.join(map(str, ap.port.vids))} not applied: "
+                            f"{sw.name}'s bridge has no VLAN filtering "
+                            f"(/sys/class/net/br0/bridge/vlan_filtering: {state.vlan_filtering}); "
+                            f"the port carries every frame untagged")
+            return
+        intended = {v.vid: v.native for v in ap.port.vlans}
+        ap.port_commands = vlan_commands(ap.port.port, state.vlans, intended)
+        ap.port_undo = vlan_commands(ap.port.port, {v: (n, n) for v, n in intended.items()},
+                                     {vid: pvid for vid, (pvid, _u) in state.vlans.items()})
+        info["status"] = "changed" if ap.port_commands else "ok"
+
+    def _plan_ap_changes(self, ap: _Ap) -> None:
+        saved = ap.saved
+        ap.file_changes = {p: c for p, c in ap.files.items() if saved.files.get(p) != c}
+        ap.master_changes = {b.interface: b.bridge for b in ap.bsses if saved.masters.get(b.interface) != b.bridge}
+        ap.restart = bool(ap.file_changes) or not saved.running or not self._bss_ok(ap, saved)[0]
+        diffs = [file_diff(p, saved.files.get(p), c) for p, c in ap.file_changes.items()]
+        diffs += [f"~ {i}: bridge {ap.saved.masters.get(i) or '(none)'} -> {b}" for i, b in ap.master_changes.items()]
+        if ap.restart and not ap.file_changes:
+            diffs.append("~ hostapd: (re)start")
+        assert ap.port is not None
+        if ap.port_commands:
+            diffs.append(f"~ {ap.port.switch} {ap.port.port}:\n" + "\n".join(f"+ {c}" for c in ap.port_commands))
+        elif ap.result.data["switch_port"]["status"] in ("not_applicable", "not_applied"):
+            diffs.append(f"# {ap.port.switch} {ap.port.port} intended trunk (not applied here):\n"
+                         + ap.port.config().rstrip())
+        ap.result.diff = "\n".join(d for d in diffs if d)
+        ap.result.data["files_changed"] = sorted(ap.file_changes)
+
+    # -- apply, verify, restore ----------------------------------------------------------------------
+    def _changes(self, ap: _Ap) -> bool:
+        return bool(ap.file_changes or ap.master_changes or ap.restart or ap.port_commands)
+
+    def _apply_verify(self, name: str) -> None:
+        ap = self.aps[name]
+        changing = self._changes(ap)
+        ap.result.status = "changed" if changing else "ok"
+        ap.result.changed = changing and not self.check
+        if self.check or not changing:
+            self._report(ap, ("would change" if changing else "unchanged") if self.check else "unchanged")
+            if not self.check:
+                ap.result.data["checks"] = self._checks(ap, ap.saved)[1]
+            return
+        try:
+            ap.applied = True
+            if ap.file_changes:
+                ap.driver.write_files({p: (c, file_mode(p)) for p, c in ap.file_changes.items()})
+            if ap.master_changes:
+                ap.driver.set_masters(ap.master_changes)
+            if ap.port_commands:
+                self.switches[ap.port.switch].driver.apply_bridge_commands(ap.port_commands)  # type: ignore[union-attr]
+                ap.result.data["switch_port"]["status"] = "changed"
+            refused = None
+            if ap.restart:
+                refused = ap.driver.restart(start=True)
+                ap.result.data["restarted"] = True
+            if refused:
+                self._restore(ap, f"hostapd refused the new files: {refused}")
+                return
+            failed = self._verify(ap)
+            if failed:
+                self._restore(ap, f"verification failed: {failed}")
+                return
+            self._report(ap, "applied and verified")
+        except DeviceError as exc:
+            self._restore(ap, str(exc))
+
+    def _bss_ok(self, ap: _Ap, state: Any) -> tuple[bool, list[str], str | None]:
+        passed: list[str] = []
+        for b in ap.bsses:
+            status, config = state.status.get(b.interface, {}), state.config.get(b.interface, {})
+            checks = [
+                (f"{b.interface} ENABLED", status.get("state") == "ENABLED"),
+                (f"{b.interface} ssid {b.ssid}", config.get("ssid") == b.ssid),
+                (f"{b.interface} key_mgmt {b.key_mgmt}", b.key_mgmt in config.get("key_mgmt", "").split()),
+                (f"{b.interface} in {b.bridge} (VLAN {b.vlan})", state.masters.get(b.interface) == b.bridge),
+            ]
+            for label, ok in checks:
+                if not ok:
+                    return False, passed, label
+                passed.append(label)
+        return True, passed, None
+
+    def _checks(self, ap: _Ap, state: Any) -> tuple[bool, list[str], str | None]:
+        return self._bss_ok(ap, state)
+
+    def _verify(self, ap: _Ap) -> str | None:
+        deadline = time.monotonic() + self.verify_timeout
+        failed: str | None = "not run"
+        while True:
+            state = ap.driver.read_state([], [b.interface for b in ap.bsses])
+            ok, passed, failed = self._bss_ok(ap, state)
+            if ok and ap.port_commands:
+                port = self.switches[ap.port.switch].driver.port_state(ap.port.port)  # type: ignore[union-attr]
+                want = {v.vid: (v.native, v.native) for v in ap.port.vlans}  # type: ignore[union-attr]
+                label = f"{ap.port.switch} {ap.port.port} carries VLANs {ap.port.vids}"  # type: ignore[union-attr]
+                ok, failed = port.vlans == want, (None if port.vlans == want else label)
+                passed = passed + [label] if ok else passed
+            if ok:
+                ap.result.data["checks"] = passed
+                return None
+            if time.monotonic() > deadline:
+                return failed
+            time.sleep(1)
+
+    def _restore(self, ap: _Ap, reason: str) -> None:
+        """Put back the saved files, bridges, hostapd state and switch port."""
+        saved = ap.saved
+        errors = []
+        try:
+            if ap.file_changes:
+                ap.driver.write_files({p: (saved.files.get(p), file_mode(p)) for p in ap.file_changes})
+            if ap.master_changes:
+                ap.driver.set_masters({i: saved.masters.get(i) for i in ap.master_changes})
+            if ap.result.data.get("restarted"):
+                refused = ap.driver.restart(start=saved.running)
+                if refused:
+                    errors.append(f"hostapd refused the saved files too: {refused}")
+        except DeviceError as exc:
+            errors.append(str(exc))
+        if ap.port_commands and ap.result.data["switch_port"]["status"] == "changed":
+            try:
+                self.switches[ap.port.switch].driver.apply_bridge_commands(ap.port_undo)  # type: ignore[union-attr]
+                ap.result.data["switch_port"]["status"] = "restored"
+            except DeviceError as exc:
+                errors.append(f"uplink switch {exc}")
+        ap.result.changed = False
+        if errors:
+            ap.result.status, ap.result.error = "failed", f"{reason}; RESTORE FAILED: {'; '.join(errors)}"
+        else:
+            ap.result.status, ap.result.error = "rolled_back", f"{reason}; restored the saved files"
+        self._report(ap, ap.result.error)
+
+    def _close_ap(self, name: str) -> None:
+        if self.aps[name].driver is not None:
+            self.aps[name].driver.close()
+
+    def _close_switch(self, name: str) -> None:
+        if self.switches[name].driver is not None:
+            self.switches[name].driver.close()
+
+
+def provision_ap(inventory: Inventory, scope: list[str], *, check: bool = False, verify_timeout: float = 60.0,
+                 progress: Progress | None = None) -> list[HostResult]:
+    """Provision the named APs (see the module docstring); one HostResult per AP, in scope order."""
+    return ApRun(inventory, scope, check=check, verify_timeout=verify_timeout, progress=progress).run()
