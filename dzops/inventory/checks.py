@@ -49,6 +49,11 @@ class _Where:
                 break
         return node
 
+    def defines(self, key: str, name: str) -> bool:
+        """Whether group_vars/all defines `key.name` at all, valid or not."""
+        node = self._first_vars().get(key)
+        return isinstance(node, dict) and name in node
+
     def global_var(self, key: str, *path: Any) -> Any:
         node: Any = self._first_vars().get(key)
         for part in path:
@@ -166,7 +171,8 @@ def check_link_ends(inv: Inventory, w: _Where) -> Iterator[Problem]:
 def check_device_references(inv: Inventory, w: _Where) -> Iterator[Problem]:
     for d in inv.devices.values():
         for ssid in d.ssids:
-            if ssid not in inv.ssid_profiles:
+            # A profile that exists but failed validation was reported already; say it once.
+            if ssid not in inv.ssid_profiles and not w.defines("ssid_profiles", ssid):
                 yield w.problem(f"SSID profile '{ssid}' is not defined in ssid_profiles", d.name, "ssids",
                                 w.host_var(d.name, "ssids"))
         if d.lan_interface and d.interfaces and d.lan_interface not in d.interfaces:
@@ -210,9 +216,66 @@ def check_users(inv: Inventory, w: _Where) -> Iterator[Problem]:
                                 f"user_roles.{name}.groups", w.global_var("user_roles", name, "groups"))
 
 
+def ssh_key_problem(key: str) -> str | None:
+    """Why an OpenSSH public key line is unusable, or None; the schema only checks its shape.
+
+    >>> ssh_key_problem("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4/Llt0iyBP77jez5xKq9aSSWUlWE/AvkKjKr2nJ k")
+    >>> ssh_key_problem("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4/L k")
+    'key data is truncated or corrupt'
+    >>> ssh_key_problem("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4/Llt0iyBP77jez5xKq9aSSWUlWE/AvkKjKr2nJ k")
+    'key data is a ssh-ed25519 key, not ssh-rsa'
+    """
+    import base64
+    import binascii
+    import struct
+
+    parts = key.split()
+    if len(parts) < 2:
+        return "not an OpenSSH public key line"
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+        (length,) = struct.unpack(">I", blob[:4])
+        algorithm = blob[4:4 + length].decode("ascii")
+    except (binascii.Error, struct.error, UnicodeDecodeError, ValueError):
+        return "key data is not valid base64 of an SSH key"
+    if length > len(blob) - 4 or not algorithm:
+        return "key data is truncated or corrupt"
+    if algorithm != parts[0]:
+        return f"key data is a {algorithm} key, not {parts[0]}"
+    if algorithm == "ssh-ed25519" and len(blob) != 4 + length + 4 + 32:
+        return "key data is truncated or corrupt"
+    if algorithm == "ssh-rsa" and len(blob) < 4 + length + 4 + 1 + 4 + 256:  # RSA under 2048 bits
+        return "key data is truncated, corrupt or an RSA key under 2048 bits"
+    return None
+
+
+# crypt(5) hashes the accounts' systems accept: yescrypt, SHA-512/256 crypt, bcrypt; $9$ for IOS.
+PASSWORD_HASH_PREFIXES = ("$y$", "$6$", "$5$", "$2b$", "$2y$", "$9$")
+
+
+def check_user_credentials(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for i, user in enumerate(inv.users):
+        for k, key in enumerate(user.ssh_keys):
+            reason = ssh_key_problem(key)
+            if reason:
+                yield w.problem(f"bad SSH public key: {reason}", None, f"users[{user.login}].ssh_keys[{k}]",
+                                w.global_var("users", i, "ssh_keys"))
+        if user.state == "present" and not user.ssh_keys and user.password_hash is None:
+            yield w.problem("no SSH key and no password hash: the account could never log in", None,
+                            f"users[{user.login}]", w.global_var("users", i))
+        if user.password_hash is not None:
+            value = user.password_hash.get_secret_value()
+            if not value.startswith(PASSWORD_HASH_PREFIXES) or len(value) < 20:
+                # The value itself is never printed: it may be a clear password typed by mistake.
+                yield w.problem("password_hash must be a crypt hash ($y$, $6$, ...; $9$ for IOS), "
+                                "never a clear password (e.g. `openssl passwd -6`, kept in Vault)", None,
+                                f"users[{user.login}].password_hash", w.global_var("users", i))
+
+
 CHECKS: tuple[Check, ...] = (
     check_platforms, check_sites, check_management_addresses, check_overlaps, check_link_ends,
     check_device_references, check_ssid_profiles, check_users,
+    check_user_credentials,
 )
 
 

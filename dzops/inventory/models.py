@@ -136,6 +136,13 @@ class Radius(Model):
     port: int = 1812
     secret: SecretStr
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("RADIUS shared secret must not be empty")
+        return value
+
 
 class SsidProfile(Model):
     name: str
