@@ -1,0 +1,203 @@
+"""How fast `dzops backup` pulls configurations: 100 lab routers, against two baselines in the same run.
+
+Generates an inventory of N FRR routers (one site, unique lab prefix and management /24), builds
+its lab, then times (median of --runs each):
+
+  * `python -m dzops -i DIR backup` (a warm-up run first creates the git repository, so the timed
+    runs are the daily case: collect everything, scrub, commit nothing);
+  * the floor: paramiko, same concurrency, connect (host key checked) + `show running-config`
+    on an exec channel + close, per router, in one Python process with paramiko already imported;
+  * `ansible-playbook` with `ansible.netcommon.network_cli` and `cisco.ios.ios_command:
+    show running-config`, forks = the same concurrency (host key checking off: that only makes
+    the baseline faster). Needs the `ansible` PyPI package (it bundles cisco.ios and netcommon).
+
+and prints the ratios dzops / floor (target 1.0-1.5: dzops also starts Python, loads the
+inventory through ansible-core and runs git) and ansible / dzops (target >= 15). The lab is torn
+down at the end, also on failure or Ctrl-C.
+
+    python benchmarks/backup_fanout.py [--routers 100] [--workers 10] [--runs 3] [--prefix bkb]
+                                       [--octet 55] [--skip-ansible]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def generate(root: Path, routers: int, octet: int, password: str, state_dir: Path) -> Path:
+    """An inventory of `routers` FRR routers at one site, management 10.<octet>.0.0/24."""
+    inv = root / "inventory"
+    (inv / "group_vars/all").mkdir(parents=True)
+    (inv / "host_vars").mkdir()
+    names = [f"bench-rtr{i:03d}" for i in range(1, routers + 1)]
+    hosts = "\n".join(f"        {n}:" for n in names)
+    (inv / "hosts.yml").write_text(
+        f"---\nall:\n  children:\n    site_hq:\n      hosts:\n{hosts}\n    routers:\n      children:\n"
+        f"        site_hq:\n")
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    vault_password = secrets.token_hex(16)
+    (root / "vault-password.txt").write_text(vault_password + "\n")
+    vault = VaultLib([("default", VaultSecret(vault_password.encode()))])
+    (inv / "group_vars/all/vault.yml").write_bytes(
+        vault.encrypt(f"---\nvault_network_password: {password}\n".encode()))
+    (inv / "group_vars/routers.yml").write_text(
+        "---\nplatform: frr\nansible_password: \"{{ vault_network_password }}\"\n"
+        "ansible_connection: ansible.netcommon.network_cli\nansible_network_os: cisco.ios.ios\n")
+    (inv / "group_vars/all/connection.yml").write_text(
+        f"---\nansible_user: dzadmin\ndzops_known_hosts: {state_dir / 'known_hosts'}\n")
+    (inv / "group_vars/all/dzongkhag.yml").write_text(
+        "---\ndzongkhag:\n  name: Benchkha\n  code: bch\n\naddress_pools:\n"
+        f"  management: 10.{octet}.0.0/24\n  wan: 10.{octet}.255.0/24\n  loopback: 10.{octet}.254.0/24\n"
+        f"  lan: 10.{octet + 1}.0.0/16\n\nsites:\n  hq:\n    title: Bench HQ\n    kind: hq\n"
+        f"    lan_prefix: 10.{octet + 1}.0.0/24\n")
+    (inv / "group_vars/all/operations.yml").write_text(
+        f"---\nbackup_repository: {root / 'config-backups'}\nreport_dir: {root / 'reports'}\n"
+        # Loopback is shared by every lab: this one's SMTP sink needs a port of its own.
+        f"mail:\n  smtp_host: 127.0.0.1\n  smtp_port: {20000 + octet}\n  sender: dzops@bench.example\n"
+        "  recipients: [ict@bench.example]\n")
+    for i, name in enumerate(names, start=1):
+        (inv / "host_vars" / f"{name}.yml").write_text(
+            f"---\nansible_host: 10.{octet}.0.{i + 1}\ndevice_role: bench-router\n"
+            f"loopback: 10.{octet}.254.{i}/32\n")
+    return inv
+
+
+def floor(inventory, workers: int) -> float:
+    """Wall time of connect + `show running-config` + close on every router, `workers` at a time."""
+    import paramiko
+
+    devices = list(inventory.devices.values())
+
+    def one(device) -> int:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(inventory.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(str(device.mgmt_address), username=device.username,
+                       password=device.password.get_secret_value(), look_for_keys=False, allow_agent=False,
+                       timeout=30)
+        try:
+            _, stdout, _ = client.exec_command("show running-config", timeout=60)
+            return len(stdout.read())
+        finally:
+            client.close()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        sizes = list(pool.map(one, devices))
+    elapsed = time.perf_counter() - start
+    assert all(size > 100 for size in sizes), "a router answered with an empty config"
+    return elapsed
+
+
+def dzops_backup(inv: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dzops", "-i", str(inv), "backup"], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"dzops backup failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return elapsed
+
+
+def ansible_network_cli(root: Path, inv: Path, workers: int, env: dict[str, str]) -> float:
+    playbook = root / "show_run.yml"
+    playbook.write_text(
+        "---\n- hosts: routers\n  gather_facts: false\n  tasks:\n"
+        "    - cisco.ios.ios_command:\n        commands: [show running-config]\n")
+    run_env = {**env, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_FORKS": str(workers),
+               "ANSIBLE_NETWORK_CLI_SSH_TYPE": "paramiko", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+               "ANSIBLE_PERSISTENT_COMMAND_TIMEOUT": "120"}
+    start = time.perf_counter()
+    proc = subprocess.run(["ansible-playbook", "-i", str(inv / "hosts.yml"), str(playbook)], env=run_env,
+                          capture_output=True, text=True, timeout=3600, cwd=root)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0 or "failed=0" not in proc.stdout or "unreachable=0" not in proc.stdout:
+        raise SystemExit(f"ansible-playbook failed ({proc.returncode}): {proc.stdout.strip()[-1200:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--routers", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--prefix", default="bkb")
+    parser.add_argument("--octet", type=int, default=55)
+    parser.add_argument("--skip-ansible", action="store_true", help="Skip the network_cli baseline.")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("the benchmark builds a lab of network namespaces: run it as root")
+
+    from dzops.execute.backup import FAN_OUT_WORKERS
+    from dzops.inventory.loader import load_inventory
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
+
+    if args.workers != FAN_OUT_WORKERS:
+        print(f"note: dzops backup uses {FAN_OUT_WORKERS} workers; baselines use {args.workers}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="dzops-backup-bench-") as tmp:
+        root = Path(tmp)
+        state_root = root / "state"
+        inv = generate(root, args.routers, args.octet, f"Bench-{secrets.token_hex(6)}", state_root / args.prefix)
+        inventory = load_inventory(inv, root / "vault-password.txt")
+        lab = Lab(spec_from_inventory(inventory, args.prefix, state_root=state_root))
+        env = {**os.environ, "DZOPS_INVENTORY": str(inv), "DZOPS_VAULT_PASSWORD_FILE": str(root / "vault-password.txt"),
+               "ANSIBLE_VAULT_PASSWORD_FILE": str(root / "vault-password.txt")}
+        try:
+            start = time.perf_counter()
+            status = lab.up()
+            if not status.healthy:
+                raise SystemExit(f"lab unhealthy: {[n.name for n in status.nodes if not n.healthy][:10]}")
+            print(f"lab of {args.routers} routers built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+            warm = dzops_backup(inv, env)  # creates the repository: the first commit holds every router
+            print(f"warm-up dzops backup (first commit): {warm:.2f} s", file=sys.stderr)
+            from dzops.execute.backup import collect
+
+            dz, fl, co, an = [], [], [], []
+            for run in range(args.runs):
+                fl.append(floor(inventory, args.workers))
+                dz.append(dzops_backup(inv, env))
+                # The collection alone, in-process: what is left of dzops/floor is start-up, the
+                # inventory load through ansible-core, scrubbing and git.
+                start = time.perf_counter()
+                collected = collect(inventory, list(inventory.devices))
+                co.append(time.perf_counter() - start)
+                assert all(b.reachable for b in collected), [b.error for b in collected if not b.reachable][:3]
+                print(f"run {run + 1}: dzops {dz[-1]:.2f} s, collect {co[-1]:.2f} s, paramiko floor {fl[-1]:.2f} s",
+                      file=sys.stderr)
+            if not args.skip_ansible:
+                # network_cli costs ~1 s per device: one run is already a long measurement.
+                an.append(ansible_network_cli(root, inv, args.workers, env))
+        finally:
+            start = time.perf_counter()
+            lab.down()
+            print(f"lab torn down in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+    d, f = statistics.median(dz), statistics.median(fl)
+    print(f"routers={args.routers} workers={args.workers} runs={args.runs}")
+    print(f"dzops backup            {d:8.2f} s")
+    print(f"paramiko floor          {f:8.2f} s")
+    print(f"ratio dzops/floor       {d / f:8.2f}   (target 1.0-1.5)")
+    print(f"dzops collect only      {statistics.median(co):8.2f} s   (ratio to floor "
+          f"{statistics.median(co) / f:.2f})")
+    if an:
+        a = statistics.median(an)
+        print(f"ansible network_cli     {a:8.2f} s")
+        print(f"ratio ansible/dzops     {a / d:8.2f}   (target >= 15)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`dzops drift`: intended vs running, out-of-band changes and unreachable devices, as a saved report.
+
+Every run collects the devices' configurations (recorded in the backup repository, like a backup
+run), compares each FRR router with its intended config on the same SSH connection, diffs the
+backups against the previous drift run, and saves an HTML and a text report under `report_dir`.
+`--email` sends it; what cannot be sent waits in `report_dir/outbox` for the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dzops.cli.backup import LimitOption, collect_and_store, select_hosts
+from dzops.cli.exit_codes import ExitCode
+from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, error, say
+
+STATE_FILE = "drift-state.json"  # host -> backup commit the last drift report measured up to
+
+
+def _load_state(report_dir: Path) -> dict[str, str]:
+    try:
+        data = json.loads((report_dir / STATE_FILE).read_text())
+        return {str(k): str(v) for k, v in data.get("hosts", {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _save_state(report_dir: Path, state: dict[str, str]) -> None:
+    path = report_dir / STATE_FILE
+    path.write_text(json.dumps({"hosts": state}, indent=1, sort_keys=True) + "\n")
+
+
+def _ap_intent(inventory: Any, device: Any) -> dict[str, str] | None:
+    """The AP's intended files from dzops.plan.ap, or None while that module does not exist."""
+    try:
+        from dzops.plan.ap import intended_ap_files  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    files: dict[str, str] = intended_ap_files(inventory, device)
+    return files
+
+
+def drift(
+    ctx: typer.Context,
+    email: Annotated[bool, typer.Option("--email", help="Send the report to the inventory's mail recipients.")] = False,
+    limit: LimitOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Report configuration drift per site and device; exit DRIFT_FOUND when there is any."""
+    from dzops.exceptions import DzopsError, MailError, UsageError
+    from dzops.report import drift as report
+    from dzops.report.scrub import inventory_secrets
+    from dzops.report.store import changes_between, commit_time, head, is_commit
+
+    settings: Settings = ctx.obj
+    inventory = settings.load_inventory()
+    if inventory.report_dir is None:
+        raise UsageError(f"{inventory.root}: report_dir is not set (group_vars/all)")
+    if email and inventory.mail is None:
+        raise UsageError(f"{inventory.root}: --email needs the 'mail' settings (group_vars/all)")
+    hosts = select_hosts(inventory, limit or settings.limit)
+    report_dir = inventory.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now().astimezone()
+    secrets = inventory_secrets(inventory)
+
+    intended = report.intended_frr_configs(inventory, hosts)
+    say(f"dzops: drift check of {len(hosts)} device(s)")
+    backups, commit = collect_and_store(
+        inventory, hosts, kind="drift", intended=intended, when=now,
+        progress=(lambda host, message: say(f"  {host}: {message}")) if settings.verbose else None)
+    repo = inventory.backup_repository
+    tip = head(repo)
+
+    # Out-of-band changes: from what each device's last drift report saw (else the previous run's
+    # HEAD) to now. Hosts sharing a baseline share one git diff.
+    state = _load_state(report_dir)
+    sites = {b.host: b.site for b in backups}
+    by_base: dict[str, dict[str, str]] = {}
+    for host in hosts:
+        base = state.get(host) if is_commit(repo, state.get(host)) else commit.previous
+        if base and tip and base != tip:
+            by_base.setdefault(base, {})[host] = sites[host]
+    changes = [c for base, group in by_base.items() for c in changes_between(repo, base, tip, group)]
+    baselines = sorted({commit_time(repo, base) for base in by_base} | (
+        {commit_time(repo, commit.previous)} if commit.previous else set()))
+
+    notes = []
+    devices: list[report.DeviceReport] = []
+    ap_supported = True
+    for b in backups:
+        device = inventory.devices[b.host]
+        entry = report.DeviceReport(host=b.host, site=b.site, function=device.function, platform=device.platform,
+                                    status=b.status)
+        if not b.reachable:
+            entry.findings.append(report.unreachable_finding(b.host, b.site, b.status, b.error))
+        elif b.diff is not None:
+            finding = report.intended_finding(b.host, b.site, b.diff.remove, b.diff.add, "frr", secrets)
+            if finding:
+                entry.findings.append(finding)
+        elif device.function == "access_points":
+            try:
+                files = _ap_intent(inventory, device)
+            except (ValueError, DzopsError) as exc:
+                entry.findings.append(report.Finding(b.host, b.site, "note",
+                                                     f"intended configuration cannot be rendered: {exc}"))
+                files = {}
+            if files is None:
+                ap_supported = False
+            elif files:
+                entry.findings.extend(report.intended_file_findings(b.host, b.site, files, b.files, "hostapd",
+                                                                    secrets))
+        entry.findings.extend(report.out_of_band_findings(c for c in changes if c.host == b.host))
+        devices.append(entry)
+    if not ap_supported:
+        notes.append("access points: intended configuration not yet supported (dzops.plan.ap is not available); "
+                     "out-of-band changes are reported")
+    notes.append("switches and servers: out-of-band changes only (their intent is applied by Ansible roles)")
+    if commit.previous is None and not state:
+        notes.append("no earlier backup: this run is the baseline for out-of-band changes")
+
+    result = report.build_report(
+        dzongkhag=inventory.dzongkhag.name, generated=now,
+        baseline=(baselines[0] if baselines else None), devices=devices, notes=notes,
+        site_titles={name: site.title for name, site in inventory.sites.items()})
+    html, text = report.render_html(result), report.render_text(result)
+    stem = report_dir / f"drift-{now:%Y%m%dT%H%M%S}"
+    html_path, text_path = stem.with_suffix(".html"), stem.with_suffix(".txt")
+    html_path.write_text(html)
+    text_path.write_text(text)
+    if tip:
+        _save_state(report_dir, {**state, **{host: tip for host in hosts}})
+    say(f"dzops: report saved: {html_path} and {text_path.name}")
+
+    mail_failed = False
+    if email:
+        from dzops.report.mail import compose, deliver
+
+        message = compose(inventory.mail, report.subject(result), text, html)
+        try:
+            sent = deliver(inventory.mail, message, report_dir / "outbox")
+            say(f"dzops: mailed {len(sent)} report(s) to {', '.join(inventory.mail.recipients)}")
+        except MailError as exc:
+            error(str(exc))
+            mail_failed = True
+
+    if settings.json or json_output:
+        emit_json({**result.to_dict(), "report": {"html": str(html_path), "text": str(text_path)},
+                   "commit": commit.commit, "mail_failed": mail_failed if email else None})
+    else:
+        emit_text(text)
+    if mail_failed:
+        raise typer.Exit(ExitCode.MAIL_FAILED)
+    if result.has_drift:
+        raise typer.Exit(ExitCode.DRIFT_FOUND)
+    if result.unreachable:
+        raise typer.Exit(ExitCode.UNREACHABLE)
