@@ -528,7 +528,9 @@ class Lab:
 
     def _start_services(self) -> None:
         # The mail server serves every lab (reports, alerts); the package repo only labs with servers.
-        self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail")
+        self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail",
+                                                      username=self.spec.smtp_username,
+                                                      password=self.spec.smtp_password)
         if any(n.kind == "server" for n in self.spec.nodes):
             _base_image.ensure_base_image(Path(self.spec.base_image_dir))
             repo_dir = self.state_dir / "repo"

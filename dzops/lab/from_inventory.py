@@ -81,7 +81,8 @@ def spec_from_inventory(inventory: Inventory, prefix: str | None = None, state_r
     known = {n.name for n in nodes}
     links = [link for link in links if link.a_node in known and link.b_node in known]
     gateway = next(pool.hosts())
-    smtp_port = inventory.mail.smtp_port if inventory.mail else 8025
+    mail = inventory.mail
+    smtp_port = mail.smtp_port if mail else 8025
     return LabSpec(
         prefix=prefix,
         mgmt_gateway=f"{gateway}/{pool.prefixlen}",
@@ -89,6 +90,8 @@ def spec_from_inventory(inventory: Inventory, prefix: str | None = None, state_r
         links=tuple(links),
         state_dir=(state_root or STATE_ROOT) / prefix,
         smtp_port=smtp_port,
+        smtp_username=(mail.username or "") if mail else "",
+        smtp_password=mail.password.get_secret_value() if mail and mail.password else "",
     )
 
 

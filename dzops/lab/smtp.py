@@ -1,4 +1,4 @@
-"""The lab's mail sink: aiosmtpd storing every message in a Maildir, so report mails can be read back.
+"""The lab's mail server: aiosmtpd storing every message in a Maildir, so report mails can be read back.
 
 Runs as a subprocess in its own session (it must outlive `dzops lab up`), on loopback by default.
 """
@@ -24,17 +24,23 @@ log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 15.0
 
 
-def start(port: int, maildir: Path, host: str = "127.0.0.1") -> int:
-    """Start aiosmtpd on host:port storing mail in maildir; returns its PID once it accepts connections."""
+def start(port: int, maildir: Path, host: str = "127.0.0.1", username: str = "", password: str = "") -> int:
+    """Start the SMTP server on host:port storing mail in maildir; returns its PID once it greets.
+
+    With a username, clients must log in with it and the password (SMTP AUTH without TLS: loopback).
+    """
+    import json
+
     maildir.parent.mkdir(parents=True, exist_ok=True)
-    # -n: do not setuid to `nobody` (aiosmtpd refuses to start as root otherwise).
-    argv = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{host}:{port}",
-            "-c", "aiosmtpd.handlers.Mailbox", str(maildir)]  # fmt: skip
+    argv = [sys.executable, "-m", "dzops.lab.smtp_server", host, str(port), str(maildir)]
     log_path = maildir.parent / f"{maildir.name}.smtpd.log"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            argv, stdin=subprocess.PIPE, stdout=out, stderr=out, start_new_session=True
         )
+    assert proc.stdin is not None
+    proc.stdin.write((json.dumps({"username": username, "password": password}) + "\n").encode())
+    proc.stdin.close()
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

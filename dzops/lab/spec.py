@@ -54,6 +54,8 @@ class LabSpec:
     links: tuple[LabLink, ...]
     state_dir: Path  # per-lab directory for pids, keys, known_hosts, overlays, logs
     smtp_port: int = 8025  # aiosmtpd on 127.0.0.1
+    smtp_username: str = ""  # with a username the lab's SMTP server requires AUTH, like a real one
+    smtp_password: str = field(default="", repr=False)
     package_repo_port: int = 8079  # HTTP package repository on the mgmt gateway address
     base_image_dir: Path = field(default=Path("/var/cache/dzops/base-bookworm"))
 

@@ -57,8 +57,6 @@ def _set_operations(inventory_dir: Path, repo: Path, reports: Path, smtp_port: i
             line = f"backup_repository: {repo}"
         elif line.startswith("report_dir:"):
             line = f"report_dir: {reports}"
-        elif line.strip().startswith(("username:", "password:")):
-            continue  # the lab's aiosmtpd offers no AUTH
         elif smtp_port is not None and line.strip().startswith("smtp_port:"):
             line = f"  smtp_port: {smtp_port}"
         lines.append(line)
