@@ -129,7 +129,12 @@ def run_playbook(
     }
     run = PlaybookRun(playbook=playbook, status="failed", rc=-1)
 
+    final_stats: dict[str, Any] = {}
+
     def handler(event: dict[str, Any]) -> bool:
+        if event.get("event") == "playbook_on_stats":
+            # runner.stats reads the artifacts dir, which this handler keeps empty: keep them here.
+            final_stats.update(event.get("event_data", {}))
         task = _event_to_task(event)
         if task is not None:
             run.events.append(task)
@@ -153,7 +158,7 @@ def run_playbook(
             suppress_env_files=True,
         )
         run.status, run.rc = runner.status, runner.rc
-        _summarise(run, runner.stats)
+        _summarise(run, runner.stats or final_stats)
         if not run.hosts and run.rc != 0:
             raise DzopsError(f"ansible-playbook {playbook} failed before reaching any host (rc {run.rc}); "
                              f"run with -v and see {data_dir}/artifacts" if keep_artifacts else

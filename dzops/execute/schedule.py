@@ -1,0 +1,178 @@
+"""Scheduled dzops jobs: crontab entries (python-crontab) and the run lock.
+
+Each entry runs `flock -n -E 8 LOCK dzops -i INVENTORY schedule run JOB >> LOG 2>&1`: cron never
+starts a run while the previous one still holds the lock (flock(2)), and `schedule run` itself
+takes an fcntl lock on the same file, so a run started by hand cannot overlap a cron run either.
+(On Linux the two lock kinds are independent, hence both.) Entries are tagged with a comment
+`dzops:JOB:INVENTORY`; only tagged entries are ever listed or removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dzops.exceptions import AlreadyRunning, UsageError
+
+JOBS = ("patch", "drift", "backup")
+TAG = "dzops"
+ALREADY_RUNNING_CODE = 8  # dzops.cli.exit_codes.ExitCode.ALREADY_RUNNING (execute never imports cli)
+
+
+@dataclass(frozen=True)
+class Entry:
+    job: str
+    inventory: str
+    schedule: str
+    command: str
+    enabled: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "inventory": self.inventory, "schedule": self.schedule,
+                "command": self.command, "enabled": self.enabled}
+
+
+def tag(job: str, inventory: Path) -> str:
+    """The comment that marks an entry as dzops' own.
+
+    >>> tag("patch", Path("/srv/inv"))
+    'dzops:patch:/srv/inv'
+    """
+    return f"{TAG}:{job}:{inventory}"
+
+
+def parse_tag(comment: str) -> tuple[str, str] | None:
+    """(job, inventory) of a dzops comment, None for anybody else's entry.
+
+    >>> parse_tag("dzops:backup:/srv/inv")
+    ('backup', '/srv/inv')
+    >>> parse_tag("nightly rsync") is None
+    True
+    """
+    head, _, rest = comment.partition(":")
+    job, _, inventory = rest.partition(":")
+    return (job, inventory) if head == TAG and job in JOBS and inventory else None
+
+
+def job_paths(report_dir: Path | None, job: str) -> tuple[Path, Path]:
+    """(lock file, log file) of a job: beside the inventory's reports, or under /var/lib/dzops.
+
+    >>> job_paths(Path("/r"), "patch")
+    (PosixPath('/r/locks/patch.lock'), PosixPath('/r/logs/patch.log'))
+    """
+    base = report_dir or Path("/var/lib/dzops")
+    return base / "locks" / f"{job}.lock", base / "logs" / f"{job}.log"
+
+
+def check_job(job: str) -> None:
+    if job not in JOBS:
+        raise UsageError(f"unknown job '{job}' (jobs: {', '.join(JOBS)})")
+
+
+def check_cron(expression: str) -> None:
+    from crontab import CronSlices
+
+    if not CronSlices.is_valid(expression):
+        raise UsageError(f"--cron: '{expression}' is not a cron schedule (e.g. \"0 2 * * 6\")")
+
+
+def command_line(job: str, inventory: Path, lock: Path, log: Path, dzops: list[str] | None = None) -> str:
+    """The shell command cron runs for a job.
+
+    >>> command_line("patch", Path("/i"), Path("/l/patch.lock"), Path("/g/patch.log"), ["/usr/bin/dzops"])
+    'flock -n -E 8 /l/patch.lock /usr/bin/dzops -i /i schedule run patch >> /g/patch.log 2>&1'
+    """
+    argv = dzops or [sys.executable, "-m", "dzops"]
+    inner = [*argv, "-i", str(inventory), "schedule", "run", job]
+    return (f"flock -n -E {ALREADY_RUNNING_CODE} {shlex.quote(str(lock))} {shlex.join(inner)} "
+            f">> {shlex.quote(str(log))} 2>&1")
+
+
+def _crontab(tabfile: Path | None) -> Any:
+    from crontab import CronTab
+
+    if tabfile is not None:
+        if not tabfile.exists():
+            tabfile.parent.mkdir(parents=True, exist_ok=True)
+            tabfile.touch()
+        return CronTab(tabfile=str(tabfile))
+    return CronTab(user=True)
+
+
+def _entry(job: Any) -> Entry | None:
+    tagged = parse_tag(job.comment or "")
+    if tagged is None:
+        return None
+    return Entry(job=tagged[0], inventory=tagged[1], schedule=str(job.slices), command=job.command,
+                 enabled=job.is_enabled())
+
+
+def install(job: str, cron: str, inventory: Path, report_dir: Path | None, tabfile: Path | None = None) -> Entry:
+    """Add (or replace) the entry of `job` for this inventory; creates its lock and log directories."""
+    check_job(job)
+    check_cron(cron)
+    inventory = inventory.resolve()
+    lock, log = job_paths(report_dir, job)
+    for directory in (lock.parent, log.parent):
+        directory.mkdir(parents=True, exist_ok=True)
+    tab = _crontab(tabfile)
+    comment = tag(job, inventory)
+    tab.remove_all(comment=comment)
+    item = tab.new(command=command_line(job, inventory, lock, log), comment=comment)
+    item.setall(cron)
+    tab.write()
+    entry = _entry(item)
+    assert entry is not None
+    return entry
+
+
+def entries(tabfile: Path | None = None) -> list[Entry]:
+    """dzops' own entries, in crontab order."""
+    return [e for e in (_entry(job) for job in _crontab(tabfile)) if e is not None]
+
+
+def remove(job: str | None, inventory: Path | None, tabfile: Path | None = None) -> list[Entry]:
+    """Remove dzops' entries (of one job and/or one inventory, else all); others stay untouched."""
+    if job is not None:
+        check_job(job)
+    tab = _crontab(tabfile)
+    gone: list[Entry] = []
+    for item in list(tab):
+        entry = _entry(item)
+        if entry is None:
+            continue
+        if job is not None and entry.job != job:
+            continue
+        if inventory is not None and entry.inventory != str(inventory.resolve()):
+            continue
+        tab.remove(item)
+        gone.append(entry)
+    if gone:
+        tab.write()
+    return gone
+
+
+@contextmanager
+def run_lock(lock: Path, job: str) -> Iterator[None]:
+    """Hold the job's fcntl lock for the block; AlreadyRunning at once if another run holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            who = f"pid {holder}" if holder.isdigit() else "another run"
+            raise AlreadyRunning(f"{job} is already running ({who} holds {lock})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
