@@ -260,9 +260,6 @@ def check_user_credentials(inv: Inventory, w: _Where) -> Iterator[Problem]:
             if reason:
                 yield w.problem(f"bad SSH public key: {reason}", None, f"users[{user.login}].ssh_keys[{k}]",
                                 w.global_var("users", i, "ssh_keys"))
-        if user.state == "present" and not user.ssh_keys and user.password_hash is None:
-            yield w.problem("no SSH key and no password hash: the account could never log in", None,
-                            f"users[{user.login}]", w.global_var("users", i))
         if user.password_hash is not None:
             value = user.password_hash.get_secret_value()
             if not value.startswith(PASSWORD_HASH_PREFIXES) or len(value) < 20:

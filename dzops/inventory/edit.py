@@ -49,3 +49,70 @@ def write_wan_subnets(root: Path, subnets: dict[str, str]) -> Path | None:
         with path.open("w") as fh:
             yaml.dump(data, fh)
     return path if changed else None
+
+
+def _load_users_file(root: Path) -> tuple[Path, Any, Any]:
+    path = file_defining(root, "users")
+    yaml = _yaml()
+    text = path.read_text()
+    yaml.explicit_start = text.lstrip().startswith("---")
+    data = yaml.load(text)
+    if data.get("users") is None:
+        from ruamel.yaml.comments import CommentedSeq
+
+        data["users"] = CommentedSeq()
+    return path, yaml, data
+
+
+def add_user(root: Path, user: dict[str, Any]) -> Path:
+    """Append a user to `users` (or bring back an offboarded one with the same login), keeping comments.
+
+    `user` holds login, name, email, role, ssh_keys and optionally expires; validation is the
+    caller's (the whole inventory is checked again after the write).
+    """
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    path, yaml, data = _load_users_file(root)
+    entry = CommentedMap()
+    for key in ("login", "name", "email", "role", "ssh_keys", "expires"):
+        if user.get(key) is not None:
+            value = user[key]
+            entry[key] = CommentedSeq(value) if isinstance(value, (list, tuple)) else value
+    for index, existing in enumerate(data["users"]):
+        if existing.get("login") == user["login"]:
+            if existing.get("state", "present") != "absent":
+                raise InventoryError([Problem(f"user '{user['login']}' already exists", file=str(path),
+                                              field=f"users[{user['login']}]")])
+            data["users"][index] = entry  # a returning colleague: a fresh entry, no stale keys
+            break
+    else:
+        data["users"].append(entry)
+    with path.open("w") as fh:
+        yaml.dump(data, fh)
+    return path
+
+
+def remove_user(root: Path, login: str) -> Path:
+    """Mark a user `state: absent` (the next apply removes the account everywhere), keeping comments."""
+    path, yaml, data = _load_users_file(root)
+    for existing in data["users"]:
+        if existing.get("login") == login:
+            existing["state"] = "absent"
+            break
+    else:
+        raise InventoryError([Problem(f"no user '{login}' in users", file=str(path), field="users")])
+    with path.open("w") as fh:
+        yaml.dump(data, fh)
+    return path
+
+
+def forget_user(root: Path, login: str) -> Path | None:
+    """Delete an offboarded user's entry once no host has the account any more."""
+    path, yaml, data = _load_users_file(root)
+    for index, existing in enumerate(data["users"]):
+        if existing.get("login") == login and existing.get("state") == "absent":
+            del data["users"][index]
+            with path.open("w") as fh:
+                yaml.dump(data, fh)
+            return path
+    return None

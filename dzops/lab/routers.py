@@ -18,6 +18,24 @@ Router (kind "router"): FRR zebra, staticd, ospfd and watchfrr, sshd, lldpd.
   - exec channel `ping ADDRESS`: two echo requests, exit 0 if answered (for link verification);
   - exec channel `lldpcli show ...` and `ip -j addr|link|route show`: read-only facts for discovery;
   - the `sftp` subsystem: the normal sftp-server, to upload candidate configs into the home dir.
+  - exec channel `account list|present|absent ARGS` (also `sudo account ...`): runs
+    `sudo -n /etc/dzops/account ARGS` (`ROUTER_ACCOUNT_HELPER`), the one other root program the
+    login user may run. It manages staff accounts only (uid 1000-59999, never the login user):
+      `account list` -> one line per staff account: `login:uid:access:locked:full name`;
+      `account present LOGIN full|readonly YYYY-MM-DD|never FULL NAME` with the authorized_keys on
+        stdin (replaced as a whole; each line checked by ssh-keygen) -> `created|updated|unchanged LOGIN`;
+      `account absent LOGIN` -> kills the user's sessions, deletes account and home (`userdel -f -r`:
+        a router home holds nothing but .ssh) -> `removed LOGIN` or `absent LOGIN` if not there.
+    This is what an FRR box's admin does with sudo from a shell, narrowed to one audited program.
+  Staff accounts (made by `account present`) are local Linux accounts whose login shell is the CLI,
+  as on FRR/Cumulus boxes; sshd's `ForceCommand` applies to the login user only (`Match User`):
+  - `full`: login shell `/usr/bin/vtysh`, groups frr + frrvty (the whole CLI, configure included);
+  - `readonly`: FRR's vtysh has no privilege levels, so the login shell is `ROUTER_RO_SHELL`, a
+    prompt `<hostname>> ` that accepts only `show ...` (anything else: `% Not permitted`), each run
+    as user frr through sudo by `ROUTER_RO_SHOW` (one line of plain words starting with `show`,
+    because vtysh would split `-c` on newlines). Read-only users are in group `vtysh-ro`, not in
+    frr/frrvty, so they cannot reach the daemons' sockets themselves.
+  sshd admits members of frrvty and vtysh-ro only (`AllowGroups`).
   Config replace by a driver therefore is:
     1. SFTP-put the whole intended config to e.g. `candidate.conf` (relative to the home dir);
     2. `frr-reload --test candidate.conf` -> stdout lists the lines to add/delete (the diff);
@@ -84,6 +102,10 @@ HOSTAPD_CTRL_DIR = "/run/hostapd"
 HOSTAPD_PIDFILE = "/run/hostapd.pid"
 STANDIN_SUFFIX = "_lp"  # peer end of a veth that stands in for an unlinked port; LLDP ignores it
 ROUTER_SSH_SESSION = "/etc/dzops/ssh-session"
+ROUTER_ACCOUNT_HELPER = "/etc/dzops/account"  # root, through sudo: staff account management
+ROUTER_RO_SHELL = "/etc/dzops/vtysh-ro"  # login shell of read-only staff
+ROUTER_RO_SHOW = "/etc/dzops/vtysh-show"  # run as frr through sudo: one `show` command
+ROUTER_RO_GROUP = "vtysh-ro"
 FRR_DAEMONS = ("zebra", "staticd", "ospfd")
 FRR_DIR = "/usr/lib/frr"
 
@@ -122,6 +144,10 @@ case "${1:-}" in
     frr-reload|frr-reload.py|/usr/lib/frr/frr-reload.py)
         shift
         exec sudo -n /usr/lib/frr/frr-reload.py "$@" ;;
+    account)
+        # Staff accounts (see dzops.lab.routers): one root-owned program, its words as arguments.
+        shift
+        exec sudo -n /etc/dzops/account "$@" ;;
     ping)
         # IOS-like `ping ADDRESS`: bounded (vtysh's own ping never stops on an exec channel).
         [ $# -eq 2 ] || { echo "% usage: ping ADDRESS" >&2; exit 1; }
@@ -130,6 +156,7 @@ case "${1:-}" in
     lldpcli)
         # Read-only LLDP, as on any Linux/FRR box: `lldpcli show ...` only, never `configure`.
         [ "${2:-}" = show ] || { echo "% only 'lldpcli show ...' is allowed" >&2; exit 1; }
+        shift
         exec /usr/sbin/lldpcli "$@" ;;
     ip)
         # Read-only interface facts for discovery (`ip -j addr show`, `ip -j link show`).
@@ -139,11 +166,142 @@ case "${1:-}" in
         [ -z "$sudo" ] && exec /usr/lib/openssh/sftp-server ;;
 esac
 if [ -n "$sudo" ]; then
-    echo "% only 'sudo frr-reload ARGS' is allowed on this router" >&2
+    echo "% only 'sudo frr-reload ARGS' and 'sudo account ARGS' are allowed on this router" >&2
     exit 1
 fi
 exec /usr/bin/vtysh -c "$cmd"
 """
+
+
+_ROUTER_ACCOUNT_SCRIPT = r"""#!/bin/sh
+# Staff accounts on this router (see dzops.lab.routers); run as root through sudo by the login user.
+set -eu
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+PROTECTED=@LOGIN@
+die() { echo "% $*" >&2; exit 1; }
+valid_login() { case "$1" in ""|-*|*[!a-z0-9_-]*) return 1 ;; esac; [ ${#1} -le 32 ]; }
+staff() {
+    uid=$(id -u "$1" 2>/dev/null) || return 1
+    [ "$uid" -ge 1000 ] && [ "$uid" -le 59999 ] && [ "$1" != "$PROTECTED" ]
+}
+fingerprint() {
+    getent passwd "$1" || true; id -Gn "$1" 2>/dev/null || true
+    getent shadow "$1" | cut -d: -f2,8 || true
+    home=$(getent passwd "$1" | cut -d: -f6)
+    [ -n "$home" ] && cat "$home/.ssh/authorized_keys" 2>/dev/null || true
+}
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+list)
+    getent passwd | while IFS=: read -r login _ uid _ gecos _ shell; do
+        [ "$uid" -ge 1000 ] && [ "$uid" -le 59999 ] && [ "$login" != "$PROTECTED" ] || continue
+        case "$shell" in /usr/bin/vtysh) access=full ;; @RO_SHELL@) access=readonly ;; *) access=other ;; esac
+        case "$(getent shadow "$login" | cut -d: -f2)" in '!'*) locked=yes ;; *) locked=no ;; esac
+        echo "$login:$uid:$access:$locked:$gecos"
+    done ;;
+present)
+    [ $# -ge 3 ] || die "usage: account present LOGIN full|readonly YYYY-MM-DD|never [FULL NAME]"
+    login=$1 access=$2 expires=$3
+    shift 3
+    gecos="$*"
+    valid_login "$login" || die "bad login '$login'"
+    case "$gecos" in *[:,]*) die "bad full name (':' and ',' are field separators)" ;; esac
+    case "$access" in
+        full) shell=/usr/bin/vtysh groups=frr,frrvty ;;
+        readonly) shell=@RO_SHELL@ groups=@RO_GROUP@ ;;
+        *) die "access must be full or readonly" ;;
+    esac
+    case "$expires" in never) expires=-1 ;; [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]) ;; *) die "bad expiry '$expires'" ;; esac
+    keys=$(mktemp)
+    trap 'rm -f "$keys" "$keys.1"' EXIT
+    cat > "$keys"
+    [ -s "$keys" ] || die "no SSH public key on stdin"
+    while IFS= read -r key; do
+        [ -n "$key" ] || continue
+        printf '%s\n' "$key" > "$keys.1"
+        ssh-keygen -l -f "$keys.1" >/dev/null 2>&1 || die "bad SSH public key for $login"
+    done < "$keys"
+    getent group @RO_GROUP@ >/dev/null || groupadd --system @RO_GROUP@
+    if id "$login" >/dev/null 2>&1; then
+        staff "$login" || die "$login is not a staff account: refusing to touch it"
+        before=$(fingerprint "$login")
+        usermod -s "$shell" -G "$groups" -c "$gecos" "$login"
+        action=updated
+    else
+        before=
+        useradd -m -s "$shell" -G "$groups" -c "$gecos" "$login"
+        action=created
+    fi
+    chage -E "$expires" "$login"
+    # No password, but not locked: sshd without PAM refuses key logins of '!' accounts.
+    usermod -p '*' "$login"
+    home=$(getent passwd "$login" | cut -d: -f6)
+    install -d -m 0700 -o "$login" -g "$login" "$home/.ssh"
+    install -m 0600 -o "$login" -g "$login" "$keys" "$home/.ssh/authorized_keys"
+    [ "$action" = updated ] && [ "$before" = "$(fingerprint "$login")" ] && action=unchanged
+    echo "$action $login" ;;
+absent)
+    [ $# -eq 1 ] || die "usage: account absent LOGIN"
+    login=$1
+    valid_login "$login" || die "bad login '$login'"
+    id "$login" >/dev/null 2>&1 || { echo "absent $login"; exit 0; }
+    staff "$login" || die "$login is not a staff account: refusing to touch it"
+    userdel -f -r "$login" 2>/dev/null || userdel -f "$login"
+    echo "removed $login" ;;
+*)
+    die "usage: account list | present LOGIN full|readonly EXPIRY [NAME] | absent LOGIN" ;;
+esac
+"""
+
+_ROUTER_RO_SHELL_SCRIPT = r"""#!/bin/sh
+# Login shell of read-only staff on this router: `show ...` only (see dzops.lab.routers).
+set -f
+show() { sudo -n -u frr @RO_SHOW@ "$*"; }
+refuse() { echo "% Not permitted: read-only account ('show ...' only)"; }
+if [ "${1:-}" = -c ]; then
+    set -- ${2:-}
+    case "${1:-}" in show) show "$@"; exit $? ;; esac
+    refuse >&2
+    exit 1
+fi
+host=$(hostname)
+while printf '%s> ' "$host" && IFS= read -r line; do
+    set -- $line
+    case "${1:-}" in
+        "") ;;
+        show) show "$@" ;;
+        exit|quit|logout) exit 0 ;;
+        terminal) ;;  # `terminal length 0` from CLI clients: nothing to page here
+        *) refuse ;;
+    esac
+done
+echo
+"""
+
+_ROUTER_RO_SHOW_SCRIPT = r"""#!/bin/sh
+# One vtysh `show` command for a read-only account, run as user frr (see dzops.lab.routers).
+set -f
+[ $# -eq 1 ] || { echo "% one command expected" >&2; exit 1; }
+# vtysh splits -c on newlines: one line of plain words only, and it must be a show command.
+case "$1" in *[!A-Za-z0-9\ ./:_-]*) echo "% Not permitted: unexpected characters" >&2; exit 1 ;; esac
+case "$1" in show|show\ *) exec /usr/bin/vtysh -c "$1" ;; esac
+echo "% Not permitted: read-only account ('show ...' only)" >&2
+exit 1
+"""
+
+
+def router_account_scripts(node: LabNode) -> dict[str, str]:
+    """The staff-account programs of a router node, path (under /etc) -> text."""
+    subst = {"@LOGIN@": node.login_user, "@RO_SHELL@": ROUTER_RO_SHELL, "@RO_GROUP@": ROUTER_RO_GROUP,
+             "@RO_SHOW@": ROUTER_RO_SHOW}
+    out = {}
+    for path, text in ((ROUTER_ACCOUNT_HELPER, _ROUTER_ACCOUNT_SCRIPT), (ROUTER_RO_SHELL, _ROUTER_RO_SHELL_SCRIPT),
+                       (ROUTER_RO_SHOW, _ROUTER_RO_SHOW_SCRIPT)):
+        for key, value in subst.items():
+            text = text.replace(key, value)
+        out[path.removeprefix("/etc/")] = text
+    return out
 
 
 @dataclass(frozen=True)
@@ -275,6 +433,10 @@ def _with_user_lines(path: Path, user: str, new_line: str, groups: dict[str, int
 def write_users(etc: EtcWriter, node: LabNode, password_hash: str) -> None:
     user, uid = node.login_user, LOGIN_UID
     extra = ["frr", "frrvty"] if node.kind in ("router", "switch") else []
+    if node.kind == "router":
+        # Debian ships lldpcli setuid _lldpd and executable by group adm only: the router login
+        # needs adm for its read-only `lldpcli show ...` (discovery); it has no sudo for it.
+        extra.append("adm")
     etc.write(
         "passwd",
         _with_user_lines(Path("/etc/passwd"), user, f"{user}:x:{uid}:{uid}::/home/{user}:/bin/bash", {}),
@@ -321,7 +483,8 @@ def sshd_config(node: LabNode) -> str:
         "PasswordAuthentication yes",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin no",
-        f"AllowUsers {node.login_user}",
+        # Routers also admit staff accounts (frrvty: full CLI, vtysh-ro: show only).
+        f"AllowGroups frrvty {ROUTER_RO_GROUP}" if node.kind == "router" else f"AllowUsers {node.login_user}",
         "PrintMotd no",
         "PrintLastLog no",
         "UseDNS no",
@@ -332,13 +495,15 @@ def sshd_config(node: LabNode) -> str:
         "Subsystem sftp /usr/lib/openssh/sftp-server",
     ]
     if node.kind == "router":
-        lines.append(f"ForceCommand {ROUTER_SSH_SESSION}")
+        # Staff accounts' login shell is the CLI itself; only the login user needs the wrapper.
+        lines += [f"Match User {node.login_user}", f"    ForceCommand {ROUTER_SSH_SESSION}"]
     return "\n".join(lines) + "\n"
 
 
 def sudoers(node: LabNode) -> str:
     if node.kind == "router":
-        return f"{node.login_user} ALL=(root) NOPASSWD: {FRR_DIR}/frr-reload.py\n"
+        return (f"{node.login_user} ALL=(root) NOPASSWD: {FRR_DIR}/frr-reload.py, {ROUTER_ACCOUNT_HELPER}\n"
+                f"%{ROUTER_RO_GROUP} ALL=(frr) NOPASSWD: {ROUTER_RO_SHOW}\n")
     return f"{node.login_user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
 
 
@@ -388,6 +553,8 @@ def write_node_etc(etc: EtcWriter, node: LabNode, host_key: Path, password_hash:
         etc.write("frr/daemons", frr_daemons_file(node), 0o640, "frr", "frr")
     if node.kind == "router":
         etc.write(ROUTER_SSH_SESSION.removeprefix("/etc/"), _ROUTER_SSH_SESSION_SCRIPT, 0o755)
+        for rel, text in router_account_scripts(node).items():
+            etc.write(rel, text, 0o755)
     if node.kind == "ap" and node.hostapd_config:
         etc.write("hostapd/hostapd.conf", node.hostapd_config, 0o600)
 

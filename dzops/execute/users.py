@@ -1,0 +1,316 @@
+"""Staff accounts on devices: apply the plan (dzops.plan.users) and audit what is really there.
+
+- Linux hosts: `playbooks/users.yml` (role dz_users) through ansible-runner; what happened to each
+  login comes from the runner events of the role's tasks, never from ansible's stdout.
+- FRR routers: the router login's `account list|present|absent` exec command (see
+  dzops.lab.routers), one SSH connection per router, host keys checked.
+- Cisco IOS and RouterOS: rendered only (no account driver yet): `--check --diff` shows the lines.
+- Other platforms (Cumulus switches, hostapd APs): reported as skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dzops.exceptions import ConnectionFailed, DeviceError
+from dzops.inventory.models import Inventory
+from dzops.models import HostResult
+from dzops.plan.users import (
+    LINUX_PLATFORMS,
+    VENDOR_PLATFORMS,
+    Account,
+    frr_account_command,
+    managed_logins,
+    plan_users,
+    role_vars,
+    service_logins,
+    vendor_user_lines,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]
+FAN_OUT_WORKERS = 10
+STAFF_UIDS = range(1000, 60000)  # Debian's UID_MIN..UID_MAX: people, not system accounts or nobody
+
+
+@dataclass(frozen=True)
+class Finding:
+    host: str
+    login: str
+    kind: str  # unmanaged (not in the inventory), unwanted (inventory says absent here), missing
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _fan_out(fn: Callable[[str], HostResult], hosts: list[str]) -> list[HostResult]:
+    if not hosts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, len(hosts))) as pool:
+        return list(pool.map(fn, hosts))
+
+
+def _split(inventory: Inventory, hosts: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {"linux": [], "frr": [], "vendor": [], "other": []}
+    for host in hosts:
+        platform = inventory.devices[host].platform
+        kind = ("linux" if platform in LINUX_PLATFORMS else "frr" if platform == "frr"
+                else "vendor" if platform in VENDOR_PLATFORMS else "other")
+        groups[kind].append(host)
+    return groups
+
+
+# --- FRR routers -------------------------------------------------------------------------------
+
+
+def _frr_driver(inventory: Inventory, host: str) -> Any:
+    from dzops.execute.drivers.frr import Driver
+    from dzops.execute.wan import credentials
+
+    driver = Driver(credentials(inventory, inventory.devices[host]))
+    driver.open()
+    return driver
+
+
+def _exec(driver: Any, command: str, stdin: str = "") -> tuple[int, str, str]:
+    """One exec channel with input (the FRR driver's own channels carry none)."""
+    import paramiko
+
+    try:
+        channel_in, out, err = driver._client.exec_command(command, timeout=120)
+        if stdin:
+            channel_in.write(stdin)
+        channel_in.channel.shutdown_write()
+        text, error = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        return out.channel.recv_exit_status(), text, error
+    except (TimeoutError, OSError, paramiko.SSHException) as exc:
+        raise ConnectionFailed(driver.credentials.host, f"'{command.split()[0:2]}' failed: {exc}") from None
+
+
+def parse_account_list(text: str) -> dict[str, dict[str, str]]:
+    """`account list` output -> login -> {uid, access, locked, name}.
+
+    >>> parse_account_list("pema:2002:readonly:no:Pema Lhamo\\n")
+    {'pema': {'uid': '2002', 'access': 'readonly', 'locked': 'no', 'name': 'Pema Lhamo'}}
+    """
+    accounts = {}
+    for line in text.splitlines():
+        parts = line.split(":", 4)
+        if len(parts) == 5:
+            accounts[parts[0]] = dict(zip(("uid", "access", "locked", "name"), parts[1:], strict=True))
+    return accounts
+
+
+def _frr_list(driver: Any) -> dict[str, dict[str, str]]:
+    status, out, err = _exec(driver, "account list")
+    if status != 0:
+        raise DeviceError(driver.credentials.host, f"account list failed: {(err or out).strip()}")
+    return parse_account_list(out)
+
+
+def _frr_apply(inventory: Inventory, host: str, accounts: list[Account], check: bool) -> HostResult:
+    result = HostResult(host=host, data={"accounts": {}})
+    actions: dict[str, str] = result.data["accounts"]
+    try:
+        driver = _frr_driver(inventory, host)
+    except ConnectionFailed as exc:
+        return HostResult(host=host, status="unreachable", error=str(exc))
+    except DeviceError as exc:
+        return HostResult(host=host, status="failed", error=str(exc))
+    try:
+        existing = _frr_list(driver)
+        for account in accounts:
+            found = existing.get(account.login)
+            if account.state == "absent":
+                if found is None:
+                    continue
+                if check:
+                    actions[account.login] = "would remove"
+                    continue
+                command, stdin = frr_account_command(account)
+            else:
+                if check:
+                    actions[account.login] = ("would create" if found is None else
+                                              "would update" if found["access"] != account.access else "present")
+                    continue
+                command, stdin = frr_account_command(account)
+            status, out, err = _exec(driver, command, stdin)
+            if status != 0:
+                actions[account.login] = "failed"
+                result.status, result.error = "failed", f"{account.login}: {(err or out).strip().splitlines()[-1:]}"
+                continue
+            word = out.strip().split()[0] if out.strip() else "done"
+            actions[account.login] = word
+    except DeviceError as exc:
+        result.status, result.error = ("unreachable" if isinstance(exc, ConnectionFailed) else "failed"), str(exc)
+    finally:
+        driver.close()
+    result.changed = any(a in ("created", "updated", "removed") or a.startswith("would") for a in actions.values())
+    if result.status == "ok" and result.changed:
+        result.status = "changed"
+    result.diff = "\n".join(f"{login}: {action}" for login, action in actions.items()
+                            if action not in ("unchanged", "present"))
+    return result
+
+
+# --- Linux hosts (ansible-runner) ----------------------------------------------------------------
+
+
+def _loop_results(event_result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in event_result.get("results", []) if isinstance(r, dict)]
+
+
+def linux_actions(run: Any, host: str, present: list[str]) -> dict[str, str]:
+    """login -> what the role did on `host`, from the runner events of its tasks."""
+    actions: dict[str, str] = {login: "unchanged" for login in present}
+    for task in ("Account", "SSH directory", "Authorized keys"):
+        for event in run.host_events(host, task):
+            # Loop results come in loop order; no_log censors `item`, so the index says who.
+            for index, item in enumerate(_loop_results(event.result)):
+                if item.get("changed") and index < len(present):
+                    actions[present[index]] = "created" if task == "Account" and item.get("create_home") \
+                        else ("updated" if actions[present[index]] == "unchanged" else actions[present[index]])
+    archived: set[str] = set()
+    for event in run.host_events(host, "Archive home"):
+        archived |= {str(item.get("item")) for item in _loop_results(event.result) if item.get("changed")}
+    for event in run.host_events(host, "Account removed (sessions ended, home deleted)"):
+        for item in _loop_results(event.result):
+            if item.get("changed"):
+                login = str(item.get("item"))
+                actions[login] = "removed, home archived" if login in archived else "removed"
+    return actions
+
+
+def _linux_apply(inventory: Inventory, hosts: list[str], plan: dict[str, list[Account]],
+                 check: bool, mode: str = "apply") -> tuple[list[HostResult], Any]:
+    from dzops.execute.ansible import run_playbook
+
+    if not hosts:
+        return [], None
+    extravars = {"dz_users_plan": {h: role_vars(plan[h]) for h in hosts}, "dz_users_mode": mode,
+                 "dz_users_hosts": "all"}
+    run = run_playbook(inventory.root, "users.yml", limit=",".join(hosts), extravars=extravars, check=check)
+    results = []
+    for host in hosts:
+        result = run.hosts.get(host) or HostResult(host=host, status="failed", error="no result from ansible")
+        if mode == "apply":
+            present = [a.login for a in plan[host] if a.state == "present"]
+            actions = linux_actions(run, host, present)
+            if check:
+                actions = {k: ("would " + ("remove" if v.startswith("removed") else "change") if v != "unchanged" else v)
+                           for k, v in actions.items()}
+            result.data["accounts"] = actions
+            result.diff = "\n".join(f"{login}: {action}" for login, action in actions.items() if action != "unchanged")
+        results.append(result)
+    return results, run
+
+
+# --- apply and audit ----------------------------------------------------------------------------
+
+
+def apply_users(inventory: Inventory, hosts: list[str], *, check: bool = False,
+                progress: Progress | None = None) -> list[HostResult]:
+    """Make every host's staff accounts match the inventory; one HostResult per host."""
+    progress = progress or (lambda _s, _m: None)
+    plan = plan_users(inventory, hosts)
+    kinds = _split(inventory, hosts)
+    results: dict[str, HostResult] = {}
+    progress("linux", f"{len(kinds['linux'])} host(s) through ansible")
+    linux_results, _ = _linux_apply(inventory, kinds["linux"], plan, check)
+    results.update({r.host: r for r in linux_results})
+    progress("frr", f"{len(kinds['frr'])} router(s) over SSH")
+    results.update({r.host: r for r in _fan_out(
+        lambda h: _frr_apply(inventory, h, plan[h], check), kinds["frr"])})
+    for host in kinds["vendor"]:
+        lines = vendor_user_lines(inventory.devices[host].platform, plan[host])
+        results[host] = HostResult(host=host, status="skipped", diff="\n".join(lines),
+                                   error=f"no account driver for {inventory.devices[host].platform} yet: "
+                                         "the lines are rendered only")
+    for host in kinds["other"]:
+        results[host] = HostResult(host=host, status="skipped",
+                                   error=f"accounts on platform {inventory.devices[host].platform} are not managed")
+    return [results[h] for h in hosts]
+
+
+def _staff(entries: dict[str, Any], ignore: set[str]) -> dict[str, str]:
+    """login -> full name of people's accounts in a getent passwd map."""
+    staff = {}
+    for login, fields in entries.items():
+        try:
+            uid = int(fields[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if uid in STAFF_UIDS and login not in ignore:
+            staff[login] = str(fields[3]).split(",")[0]
+    return staff
+
+
+def findings_for(host: str, accounts: list[Account], found: dict[str, str], managed: set[str]) -> list[Finding]:
+    """Compare one host's staff accounts with its plan.
+
+    >>> acc = [Account("karma", "present"), Account("old", "absent", reason="offboarded")]
+    >>> [(f.login, f.kind) for f in findings_for("h", acc, {"old": "", "tashi": "Tashi"}, {"karma", "old"})]
+    [('tashi', 'unmanaged'), ('old', 'unwanted'), ('karma', 'missing')]
+    """
+    wanted = {a.login: a for a in accounts}
+    out = [Finding(host, login, "unmanaged", f"not in the inventory ({name})" if name else "not in the inventory")
+           for login, name in sorted(found.items()) if login not in managed]
+    out += [Finding(host, login, "unwanted", wanted[login].reason or "absent in the inventory")
+            for login in sorted(found) if login in wanted and wanted[login].state == "absent"]
+    out += [Finding(host, a.login, "missing", f"role {a.role}") for a in accounts
+            if a.state == "present" and a.login not in found]
+    return out
+
+
+def audit_users(inventory: Inventory, hosts: list[str], *,
+                progress: Progress | None = None) -> tuple[list[Finding], list[HostResult]]:
+    """Accounts on hosts but not (or no longer) in the inventory, and inventory users missing."""
+    progress = progress or (lambda _s, _m: None)
+    plan = plan_users(inventory, hosts)
+    kinds = _split(inventory, hosts)
+    managed, ignore = managed_logins(inventory), service_logins(inventory)
+    findings: list[Finding] = []
+    results: dict[str, HostResult] = {}
+    linux_results, run = _linux_apply(inventory, kinds["linux"], plan, check=False, mode="audit")
+    for result in linux_results:
+        results[result.host] = result
+        events = run.host_events(result.host, "Accounts on this host") if run else []
+        entries = events[-1].result.get("ansible_facts", {}).get("getent_passwd") if events else None
+        if entries is None:
+            result.status = "unreachable" if result.status == "unreachable" else "failed"
+            result.error = result.error or "could not read the account database"
+            continue
+        found = _staff(entries, ignore)
+        result.data["accounts"] = found
+        findings += findings_for(result.host, plan[result.host], found, managed)
+
+    def frr(host: str) -> HostResult:
+        try:
+            driver = _frr_driver(inventory, host)
+        except ConnectionFailed as exc:
+            return HostResult(host=host, status="unreachable", error=str(exc))
+        except DeviceError as exc:
+            return HostResult(host=host, status="failed", error=str(exc))
+        try:
+            listed = _frr_list(driver)
+        except DeviceError as exc:
+            return HostResult(host=host, status="failed", error=str(exc))
+        finally:
+            driver.close()
+        return HostResult(host=host, data={"accounts": {k: v["name"] for k, v in listed.items() if k not in ignore}})
+
+    for result in _fan_out(frr, kinds["frr"]):
+        results[result.host] = result
+        if result.status == "ok":
+            findings += findings_for(result.host, plan[result.host], result.data["accounts"], managed)
+    for host in kinds["vendor"] + kinds["other"]:
+        results[host] = HostResult(host=host, status="skipped",
+                                   error=f"accounts on platform {inventory.devices[host].platform} are not audited")
+    progress("audit", f"{len(findings)} finding(s)")
+    return findings, [results[h] for h in hosts]

@@ -1,0 +1,204 @@
+"""`dzops user` against the lab: real key logins with OpenSSH, read-only limits, offboarding, audit.
+
+The tests work on a private copy of the session lab's inventory whose `users` hold only the
+accounts made here (so the shared lab never gets the sample's staff), and remove every account
+they create before the module ends: the module fixture offboards them again whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dzops.cli.exit_codes import ExitCode
+from tests.labkit import LabHandle
+
+pytestmark = pytest.mark.lab
+
+ADMIN, READONLY, HANDMADE = "uslabadm", "uslabro", "uslabhand"
+ARCHIVE_DIR = "/var/backups/dz_users"
+
+
+@dataclass
+class Users:
+    handle: LabHandle
+    inventory_dir: Path
+    keys: dict[str, Path]  # login -> private key file
+    servers: dict[str, str]  # name -> address
+    routers: dict[str, str]
+    known_hosts: Path
+    apply: dict  # JSON of the first `dzops user apply`
+
+    def dzops(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        env = {**self.handle.env(), "DZOPS_INVENTORY": str(self.inventory_dir)}
+        return subprocess.run([sys.executable, "-m", "dzops", *args], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def ssh_argv(self, login: str, address: str, *command: str, tty: bool = False) -> list[str]:
+        return ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no",
+                "-o", "ConnectTimeout=30", "-o", "KexAlgorithms=curve25519-sha256",
+                *(["-tt"] if tty else []), "-i", str(self.keys[login]), f"{login}@{address}", *command]
+
+    def ssh(self, login: str, address: str, *command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.ssh_argv(login, address, *command), capture_output=True, text=True,
+                              timeout=90, stdin=subprocess.DEVNULL)
+
+
+def converse(argv: list[str], prompt: str, lines: list[str], timeout: float = 60) -> str:
+    """Drive an interactive pty session: wait for `prompt` (a regex) before sending each line."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    seen, deadline = b"", time.monotonic() + timeout
+    pending = list(lines)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+            # the prompt after the output of the last line sent: time for the next line
+            if pending and len(re.findall(prompt.encode(), seen)) > len(lines) - len(pending):
+                proc.stdin.write(pending.pop(0).encode() + b"\n")
+                proc.stdin.flush()
+    finally:
+        proc.kill()
+        proc.wait()
+    return seen.decode(errors="replace")
+
+
+def _new_key(path: Path, comment: str) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
+    return path
+
+
+def _offboard(users: Users) -> subprocess.CompletedProcess[str]:
+    for login in (ADMIN, READONLY):
+        users.dzops("user", "remove", login)
+    return users.dzops("user", "apply", "--json")
+
+
+@pytest.fixture(scope="module")
+def users(punakha_lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Users]:
+    root = tmp_path_factory.mktemp("users-lab")
+    inventory_dir = root / "inventory"
+    shutil.copytree(punakha_lab.inventory_dir, inventory_dir)
+    users_file = inventory_dir / "group_vars/all/users.yml"
+    text = users_file.read_text()
+    users_file.write_text(text[:text.index("\nusers:")] + "\nusers: []\n")
+    inventory = punakha_lab.inventory()
+    keys = {ADMIN: _new_key(root / "admin", "admin@lab"), READONLY: _new_key(root / "ro", "ro@lab")}
+    state = Users(
+        handle=punakha_lab, inventory_dir=inventory_dir, keys=keys,
+        servers={d.name: str(d.mgmt_address) for d in inventory.hosts_in("servers")},
+        routers={d.name: str(d.mgmt_address) for d in inventory.hosts_in("routers")},
+        known_hosts=inventory.known_hosts, apply={},
+    )
+    for login, role in ((ADMIN, "admin"), (READONLY, "readonly")):
+        added = state.dzops("user", "add", login, "--name", f"Lab {role.title()}", "--email", f"{login}@lab.bt",
+                            "--role", role, "--key", f"{keys[login]}.pub")
+        assert added.returncode == 0, added.stderr
+    applied = state.dzops("user", "apply", "--limit", "servers,routers", "--json")
+    try:
+        assert applied.returncode == 0, applied.stderr + applied.stdout
+        state.apply = json.loads(applied.stdout)
+        yield state
+    finally:
+        _offboard(state)
+        for server in state.servers:
+            punakha_lab.lab.exec(server, ["sh", "-c", f"rm -f {ARCHIVE_DIR}/{ADMIN}-* {ARCHIVE_DIR}/{READONLY}-*; "
+                                                      f"rmdir {ARCHIVE_DIR} 2>/dev/null; true"])
+
+
+def test_apply_creates_accounts_everywhere_their_role_reaches(users: Users) -> None:
+    hosts = {h["host"]: h for h in users.apply["hosts"]}
+    assert set(hosts) == set(users.servers) | set(users.routers)
+    for name, host in hosts.items():
+        assert host["status"] == "changed", (name, host)
+        assert host["data"]["accounts"] == {ADMIN: "created", READONLY: "created"}, name
+    again = users.dzops("user", "apply", "--limit", "servers,routers", "--json")
+    assert again.returncode == 0, again.stderr
+    assert {h["status"] for h in json.loads(again.stdout)["hosts"]} == {"ok"}  # idempotent
+
+
+def test_keys_log_in_to_every_server_and_router(users: Users) -> None:
+    for name, address in users.servers.items():
+        for login in (ADMIN, READONLY):
+            proc = users.ssh(login, address, "id -un; hostname")
+            assert proc.returncode == 0, (name, login, proc.stderr)
+            assert proc.stdout.split() == [login, name]
+    for name, address in users.routers.items():
+        for login in (ADMIN, READONLY):
+            proc = users.ssh(login, address, "show running-config")
+            assert proc.returncode == 0, (name, login, proc.stderr)
+            assert f"hostname {name}" in proc.stdout  # vtysh answered, on the right router
+    hq = users.routers["punakha-hq-rtr1"]
+    session = converse(users.ssh_argv(ADMIN, hq, tty=True), r"punakha-hq-rtr1(\(config\))?# ",
+                       ["configure terminal", "end", "exit"])
+    assert "punakha-hq-rtr1(config)# " in session  # a full account lands in vtysh and may configure
+
+
+def test_readonly_cannot_configure_a_router_or_sudo_on_a_server(users: Users) -> None:
+    hq = users.routers["punakha-hq-rtr1"]
+    refused = users.ssh(READONLY, hq, "configure terminal")
+    assert refused.returncode != 0 and "Not permitted" in refused.stderr
+    session = converse(users.ssh_argv(READONLY, hq, tty=True), r"punakha-hq-rtr1> ",
+                       ["show version", "configure terminal", "exit"])
+    assert "FRRouting" in session and "Not permitted" in session
+    assert "(config)" not in session
+    smuggled = users.ssh(READONLY, hq, "show version\nconfigure terminal")
+    assert "(config)" not in smuggled.stdout + smuggled.stderr  # a newline cannot smuggle a second command
+    for name, address in users.servers.items():
+        assert users.ssh(READONLY, address, "sudo -n true").returncode != 0, name
+        assert users.ssh(ADMIN, address, "sudo -n true").returncode == 0, name  # sudo itself works
+
+
+def test_audit_reports_an_account_made_by_hand(users: Users) -> None:
+    lab = users.handle.lab
+    server = sorted(users.servers)[0]
+    made = lab.exec(server, ["useradd", "--create-home", "--comment", "Made By Hand", HANDMADE])
+    assert made.returncode == 0, made.stderr
+    try:
+        proc = users.dzops("user", "audit", "--limit", "servers,routers", "--json")
+        assert proc.returncode == ExitCode.DRIFT_FOUND, proc.stderr
+        findings = json.loads(proc.stdout)["findings"]
+        assert {"host": server, "login": HANDMADE, "kind": "unmanaged",
+                "detail": "not in the inventory (Made By Hand)"} in findings
+        # the inventory's own users are everywhere: nothing missing, and nothing about them
+        assert not [f for f in findings if f["login"] in (ADMIN, READONLY)]
+    finally:
+        lab.exec(server, ["userdel", "--remove", HANDMADE])
+
+
+def test_remove_then_apply_offboards_everywhere(users: Users) -> None:
+    proc = _offboard(users)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["offboarded"]
+    everywhere = set(users.servers) | set(users.routers)
+    for login in (ADMIN, READONLY):
+        assert set(report[login]) == everywhere
+        assert {report[login][s] for s in users.servers} == {"removed, home archived"}
+        assert {report[login][r] for r in users.routers} == {"removed"}
+    for name, address in {**users.servers, **users.routers}.items():
+        for login in (ADMIN, READONLY):
+            proc = users.ssh(login, address, "show version" if name in users.routers else "true")
+            assert proc.returncode == 255 and "Permission denied" in proc.stderr, (name, login, proc.stderr)
+    for server in users.servers:
+        listing = users.handle.lab.exec(server, ["sh", "-c", f"ls {ARCHIVE_DIR}; ls /home"]).stdout
+        assert f"{ADMIN}-" in listing and f"{READONLY}-" in listing  # archived ...
+        assert f"\n{ADMIN}\n" not in f"\n{listing}" and f"\n{READONLY}\n" not in f"\n{listing}"  # ... then removed
+    again = users.dzops("user", "apply", "--limit", "servers,routers", "--json")
+    assert json.loads(again.stdout)["offboarded"] == {ADMIN: {}, READONLY: {}}  # found on no host now
