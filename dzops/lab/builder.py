@@ -531,6 +531,7 @@ class Lab:
         self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail",
                                                       username=self.spec.smtp_username,
                                                       password=self.spec.smtp_password)
+        self._save_state()  # recorded at once: a build that fails later must still stop it
         if any(n.kind == "server" for n in self.spec.nodes):
             _base_image.ensure_base_image(Path(self.spec.base_image_dir))
             repo_dir = self.state_dir / "repo"
