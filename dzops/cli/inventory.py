@@ -18,8 +18,13 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Report every problem in the inventory, each as file:line: host/field: message."""
     from dzops.inventory.loader import load
 
+    from dzops.exceptions import InventoryError
+
     settings: Settings = ctx.obj
-    inventory, problems, _ = load(settings.inventory, settings.vault_password_file)
+    try:
+        inventory, problems, _ = load(settings.inventory, settings.vault_password_file)
+    except InventoryError as exc:  # cannot even be loaded (YAML syntax, vault): still one report
+        inventory, problems = None, exc.problems
     if settings.json or json_output:
         emit_json({"ok": not problems, "hosts": len(inventory.devices) if inventory else 0,
                    "problems": [{"file": p.file, "line": p.line, "host": p.host, "field": p.field,

@@ -41,29 +41,31 @@ class _Where:
     def host_var(self, host: str, var: str, *path: Any) -> Any:
         if not self.loaded or host not in self.loaded.hosts:
             return None
-        node: Any = self.loaded.hosts[host].vars.get(var)
-        for part in path:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                break
-        return node
+        return _walk(self.loaded.hosts[host].vars.get(var), path)
 
     def defines(self, key: str, name: str) -> bool:
         """Whether group_vars/all defines `key.name` at all, valid or not."""
         node = self._first_vars().get(key)
         return isinstance(node, dict) and name in node
 
+    def is_host(self, name: str) -> bool:
+        """Whether hosts.yml defines the host, even if its variables failed validation."""
+        return bool(self.loaded and name in self.loaded.hosts)
+
     def global_var(self, key: str, *path: Any) -> Any:
-        node: Any = self._first_vars().get(key)
-        for part in path:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-            else:
-                break
-        return node
+        return _walk(self._first_vars().get(key), path)
+
+
+def _walk(node: Any, path: tuple[Any, ...]) -> Any:
+    """The deepest raw value along path (the nearest one that has a file position)."""
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    return node
 
 
 Check = Callable[[Inventory, _Where], Iterator[Problem]]
@@ -82,7 +84,7 @@ def check_platforms(inv: Inventory, w: _Where) -> Iterator[Problem]:
 
 def check_sites(inv: Inventory, w: _Where) -> Iterator[Problem]:
     for d in inv.devices.values():
-        if d.site not in inv.sites:
+        if d.site not in inv.sites and not w.defines("sites", d.site):
             yield w.problem(f"group site_{d.site} has no entry in 'sites'", d.name, "site",
                             w.host_var(d.name, "ansible_host"))
 
@@ -147,7 +149,8 @@ def check_link_ends(inv: Inventory, w: _Where) -> Iterator[Problem]:
     for label, end, raw in _link_ends(inv, w):
         device = inv.devices.get(end.host)
         if device is None:
-            yield w.problem(f"unknown host '{end.host}'", None, label, raw)
+            if not w.is_host(end.host):  # a defined host that failed validation was reported already
+                yield w.problem(f"unknown host '{end.host}'", None, label, raw)
             continue
         if device.interfaces and end.interface not in device.interfaces:
             yield w.problem(f"{end.host} has no interface '{end.interface}'", None, label, raw)
@@ -170,11 +173,11 @@ def check_link_ends(inv: Inventory, w: _Where) -> Iterator[Problem]:
 
 def check_device_references(inv: Inventory, w: _Where) -> Iterator[Problem]:
     for d in inv.devices.values():
-        for ssid in d.ssids:
+        for index, ssid in enumerate(d.ssids):
             # A profile that exists but failed validation was reported already; say it once.
             if ssid not in inv.ssid_profiles and not w.defines("ssid_profiles", ssid):
                 yield w.problem(f"SSID profile '{ssid}' is not defined in ssid_profiles", d.name, "ssids",
-                                w.host_var(d.name, "ssids"))
+                                w.host_var(d.name, "ssids", index))
         if d.lan_interface and d.interfaces and d.lan_interface not in d.interfaces:
             yield w.problem(f"no interface '{d.lan_interface}' in interfaces", d.name, "lan_interface",
                             w.host_var(d.name, "lan_interface"))

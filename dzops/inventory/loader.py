@@ -27,6 +27,7 @@ GLOBAL_KEYS = (
     "dzongkhag", "address_pools", "sites", "wan_links", "lan_links", "vlans", "ssid_profiles",
     "user_roles", "users", "mail", "schedules", "backup_repository", "report_dir", "dzops_known_hosts",
 )
+REQUIRED_GLOBALS = ("dzongkhag", "address_pools", "sites")
 # Device model field <- Ansible variable.
 HOST_KEYS = {
     "mgmt_address": "ansible_host",
@@ -44,15 +45,15 @@ HOST_KEYS = {
     "services": "services",
     "health_checks": "health_checks",
 }
-SECRET_SUFFIXES = ("password", "passwd", "psk", "secret", "passphrase", "community", "private_key",
+SECRET_SUFFIXES = ("password", "passwd", "_pass", "psk", "secret", "passphrase", "community", "private_key",
                    "password_hash")
 
 
 def is_secret_key(key: object) -> bool:
     """Whether a variable or field name holds a secret by its name.
 
-    >>> [is_secret_key(k) for k in ("ansible_password", "psk", "ssh_keys", "radius_secret", "vlan")]
-    [True, True, False, True, False]
+    >>> [is_secret_key(k) for k in ("ansible_password", "ansible_ssh_pass", "psk", "ssh_keys", "radius_secret", "vlan")]
+    [True, True, True, False, True, False]
     """
     return isinstance(key, str) and key.lower().endswith(SECRET_SUFFIXES)
 
@@ -129,7 +130,7 @@ def load_ansible(root: Path, password_file: Path | None) -> Loaded:
     from ansible.parsing.vault import VaultSecret, VaultSecretsContext
     from ansible.vars.manager import VariableManager
 
-    source = inventory_source(root)
+    source = inventory_source(root).resolve()
     root = source.parent
     loader = DataLoader()
     secrets: list[tuple[str, Any]] = []
@@ -142,9 +143,13 @@ def load_ansible(root: Path, password_file: Path | None) -> Loaded:
         secrets = [("default", VaultSecret(secret))]
         _check_vault_files(root, secrets)
     loader.set_vault_secrets(secrets)
-    if VaultSecretsContext.current(optional=True) is None:
-        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    # ansible keeps these per process; dzops may load several inventories in one (tests, tools).
+    VaultSecretsContext._current = None
+    VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    _forget_cached_var_files()
     try:
+        # ansible only warns about a broken hosts.yml and goes on with no hosts; read it first to fail here.
+        loader.load_from_file(str(source))
         manager = InventoryManager(loader=loader, sources=[str(source)])
         variables = VariableManager(loader=loader, inventory=manager)
         hosts: dict[str, RawHost] = {}
@@ -157,12 +162,35 @@ def load_ansible(root: Path, password_file: Path | None) -> Loaded:
             )
     except AnsibleError as exc:
         message = str(getattr(exc, "message", exc)).splitlines()[0]
-        file, line = _origin(getattr(exc, "obj", None))
-        raise InventoryError([Problem(message, file=file or str(source), line=line)]) from None
+        file, line = _error_origin(exc)
+        raise InventoryError([Problem(message, file=display_path(file or str(source)), line=line)]) from None
     groups = {name: tuple(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
     loaded = Loaded(root=root, hosts=hosts, groups=groups)
     loaded.problems.extend(_orphan_var_files(root, hosts, groups))
     return loaded
+
+
+def _forget_cached_var_files() -> None:
+    """host_group_vars caches found files by path string for the whole process: start clean."""
+    from ansible.plugins.vars import host_group_vars
+
+    host_group_vars.FOUND.clear()
+    host_group_vars.NAK.clear()
+    host_group_vars.CANONICAL_PATHS.clear()
+
+
+def _error_origin(exc: BaseException) -> tuple[str | None, int | None]:
+    """Where an ansible error points: its own object, or the one of the error it wraps."""
+    from ansible._internal._datatag._tags import Origin
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        obj = getattr(seen, "obj", None)
+        origin = obj if isinstance(obj, Origin) else Origin.get_tag(obj) if obj is not None else None
+        if origin is not None and origin.path:
+            return origin.path, origin.line_num
+        seen = seen.__cause__ or seen.__context__
+    return None, None
 
 
 def _check_vault_files(root: Path, secrets: list[tuple[str, Any]]) -> None:
@@ -175,7 +203,7 @@ def _check_vault_files(root: Path, secrets: list[tuple[str, Any]]) -> None:
         try:
             vault.decrypt(path.read_bytes())
         except Exception:  # noqa: BLE001 - any failure here means this password does not open it
-            problems.append(Problem("cannot decrypt: wrong vault password", file=str(path)))
+            problems.append(Problem("cannot decrypt: wrong vault password", file=display_path(str(path))))
     if problems:
         raise VaultError(problems)
 
@@ -193,7 +221,7 @@ def _orphan_var_files(root: Path, hosts: dict[str, RawHost], groups: dict[str, t
             if name not in known:
                 what = "host" if kind == "host_vars" else "group"
                 problems.append(Problem(f"{kind} file for a {what} that is not defined in hosts.yml",
-                                        file=str(entry), host=name if kind == "host_vars" else None))
+                                        file=display_path(str(entry)), host=name if kind == "host_vars" else None))
     return problems
 
 
@@ -332,6 +360,8 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         )
     except ValidationError as exc:
         for error in exc.errors():
+            if error["type"] == "missing" and error["loc"][0] in REQUIRED_GLOBALS:
+                continue  # already reported as a missing required setting
             v.problem(error["msg"], field=".".join(str(p) for p in error["loc"]))
         return None, v.problems
     v.problems.extend(run_checks(inventory, loaded))
@@ -350,7 +380,7 @@ def _globals(v: _Validator, first: RawHost) -> dict[str, Any]:
     for key in GLOBAL_KEYS:
         raw = first.vars.get(key)
         if raw is None:
-            if key in ("dzongkhag", "address_pools", "sites"):
+            if key in REQUIRED_GLOBALS:
                 v.problem(f"required setting '{key}' is missing from group_vars/all", field=key)
             continue
         for other in v.loaded.hosts.values():
@@ -410,7 +440,7 @@ def _vlans(v: _Validator, data: Any, raw: Any) -> dict[int, m.Vlan]:
         return {}
     out = {}
     for vid, item in data.items():
-        obj = v.model(m.Vlan, {"id": vid, **(item or {})}, raw, None, f"vlans.{vid}")
+        obj = v.model(m.Vlan, {"id": vid, **(item or {})}, raw.get(vid, raw), None, f"vlans.{vid}")
         if obj is not None:
             out[obj.id] = obj
     return out
@@ -435,9 +465,11 @@ def _device(v: _Validator, raw_host: RawHost, first: RawHost) -> m.Device | None
             raw[field_name] = hv[var]
             data[field_name] = v.resolve(hv[var], hv, name, var)
     for var, value in hv.items():
-        if var not in GLOBAL_KEYS and is_secret_key(var):
-            v.secrets(value, hv, name, var)
-        elif var not in GLOBAL_KEYS and isinstance(value, dict | list):
+        # Only what the inventory's files say: ansible's own variables (groups, group_names, ...)
+        # have no origin, and walking `groups` for every host made large inventories quadratic.
+        if var in GLOBAL_KEYS or _origin(value)[0] is None:
+            continue
+        if is_secret_key(var) or isinstance(value, dict | list):
             v.secrets(value, hv, name, var)
     missing = [HOST_KEYS[f] for f in ("mgmt_address", "platform", "device_role") if f not in data]
     if missing:

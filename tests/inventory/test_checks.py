@@ -245,10 +245,10 @@ CASES: tuple[Case, ...] = (
          f"{GV}/all/users.yml", 8, None, "user_roles.operator.groups", "group 'firewalls' is not defined in hosts.yml"),
     Case("ssh-key-garbage",
          (replace("group_vars/all/users.yml", VALID_KEY, "ssh-ed25519 not a key!"),),
-         f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys.0", "not a valid SSH public key"),
+         f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys[0]", "bad SSH public key: "),
     Case("ssh-key-truncated",  # a paste that lost its end: right characters, not a key
          (replace("group_vars/all/users.yml", VALID_KEY, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4"),),
-         f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys.0", "not a valid SSH public key"),
+         f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys[0]", "bad SSH public key: "),
     # --- YAML syntax ------------------------------------------------------------------------------
     Case("broken-yaml-group-vars",  # an editor indented with a tab
          (replace("group_vars/all/network.yml", "    security: wpa2-psk", "\tsecurity: wpa2-psk"),),
@@ -389,16 +389,12 @@ def test_one_mistake_one_report(case: Case, results: dict[tuple[str, bool], Run]
     """A mistake must not also show up as follow-up errors about things that are fine (an invalid site
     reported as "no entry in 'sites'", a host left out of a site as "unknown host" in a link)."""
     run = results[case.id, False]
-    problem_lines = [
-        line for line in run.text.splitlines() if line.strip() and not line.startswith("dzops: ")
-    ]
+    problem_lines = [line for line in run.text.splitlines() if line.strip() and not line.startswith("dzops: ")]
     assert len(problem_lines) == case.count, run.text
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_every_problem_line_is_file_line_subject_message(
-    case: Case, results: dict[tuple[str, bool], Run]
-) -> None:
+def test_every_problem_line_is_file_line_subject_message(case: Case, results: dict[tuple[str, bool], Run]) -> None:
     """An officer (and an editor's quickfix list) reads each problem as file[:line]: [host/field: ]message."""
     run = results[case.id, False]
     problem_lines = [line for line in run.text.splitlines() if not line.startswith("dzops: ")]
@@ -410,9 +406,7 @@ def test_every_problem_line_is_file_line_subject_message(
 
 
 @pytest.mark.parametrize("case_id", ["host-vars-undefined-host", "wrong-vault-password", "unknown-platform"])
-def test_paths_are_relative_even_with_an_absolute_inventory_option(
-    case_id: str, case_dirs: dict[str, Path]
-) -> None:
+def test_paths_are_relative_even_with_an_absolute_inventory_option(case_id: str, case_dirs: dict[str, Path]) -> None:
     """`-i /srv/dzops/inventory` run from that repository: every problem names the same relative path."""
     case = next(c for c in CASES if c.id == case_id)
     cwd = case_dirs[case_id]
@@ -420,9 +414,9 @@ def test_paths_are_relative_even_with_an_absolute_inventory_option(
     args[1] = str(cwd / "inventory")
     run = dzops(cwd, *args)
     assert run.code == ExitCode.INVALID_INVENTORY
-    assert any(
-        line.startswith(expected_line(case)) for line in run.stderr.splitlines() + run.stdout.splitlines()
-    ), run.text
+    assert any(line.startswith(expected_line(case)) for line in run.stderr.splitlines() + run.stdout.splitlines()), (
+        run.text
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -472,9 +466,7 @@ def test_valid_inventory_passes(name: str) -> None:
     assert run.code == ExitCode.OK, run.text
     assert run.stdout == ""
     assert f"is valid ({hosts} hosts)" in run.stderr
-    as_json = dzops(
-        REPO, "-i", str(root), "--vault-password-file", str(password), "--json", "inventory", "check"
-    )
+    as_json = dzops(REPO, "-i", str(root), "--vault-password-file", str(password), "--json", "inventory", "check")
     assert json.loads(as_json.stdout) == {"ok": True, "hosts": hosts, "problems": []}
 
 
@@ -517,9 +509,7 @@ def test_no_output_shows_a_vault_secret(name: str, command: str) -> None:
 
 
 def test_show_masks_secrets_with_a_fixed_mask() -> None:
-    run = dzops(
-        REPO, "-i", str(MINIMAL), "--vault-password-file", str(PASSWORD), "inventory", "show", "--json"
-    )
+    run = dzops(REPO, "-i", str(MINIMAL), "--vault-password-file", str(PASSWORD), "inventory", "show", "--json")
     data = json.loads(run.stdout)
     assert data["devices"]["tst-hq-rtr1"]["password"] == "********"
     assert data["ssid_profiles"]["staff"]["psk"] == "********"
@@ -528,9 +518,7 @@ def test_show_masks_secrets_with_a_fixed_mask() -> None:
 
 
 def test_show_unknown_host_is_a_usage_error() -> None:
-    run = dzops(
-        REPO, "-i", str(MINIMAL), "--vault-password-file", str(PASSWORD), "inventory", "show", "nope-rtr1"
-    )
+    run = dzops(REPO, "-i", str(MINIMAL), "--vault-password-file", str(PASSWORD), "inventory", "show", "nope-rtr1")
     assert run.code == ExitCode.USAGE
     assert run.stdout == ""
     assert run.stderr.splitlines() == ["dzops: error: unknown host 'nope-rtr1'"]
@@ -572,8 +560,7 @@ def test_real_process_fails_in_one_clear_line(case_id: str, case_dirs: dict[str,
     env = {
         k: v
         for k, v in os.environ.items()
-        if k
-        not in ("DZOPS_INVENTORY", "DZOPS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "DZOPS_DEBUG")
+        if k not in ("DZOPS_INVENTORY", "DZOPS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "DZOPS_DEBUG")
     }
     proc = subprocess.run(
         [sys.executable, "-m", "dzops", *case_args(case, cwd)],
@@ -588,6 +575,4 @@ def test_real_process_fails_in_one_clear_line(case_id: str, case_dirs: dict[str,
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     problem_lines = [line for line in lines if not line.startswith("dzops: ")]
     assert len(problem_lines) == 1, "\n".join(lines)
-    assert problem_lines[0].startswith(expected_line(case)) and case.message in problem_lines[0], (
-        problem_lines[0]
-    )
+    assert problem_lines[0].startswith(expected_line(case)) and case.message in problem_lines[0], problem_lines[0]

@@ -182,10 +182,7 @@ def test_vault_references_resolve_to_the_vault_values() -> None:
         assert inventory.devices[host].password.get_secret_value() == vault["vault_network_password"]
     assert inventory.devices["tst-hq-srv1"].password.get_secret_value() == vault["vault_server_password"]
     assert inventory.ssid_profiles["staff"].psk.get_secret_value() == vault["vault_ssid_staff_psk"]
-    assert (
-        inventory.mail is not None
-        and inventory.mail.password.get_secret_value() == vault["vault_smtp_password"]
-    )
+    assert inventory.mail is not None and inventory.mail.password.get_secret_value() == vault["vault_smtp_password"]
     # and the raw values are still the references, so nothing decrypted is kept in the raw view
     assert loaded.hosts["tst-hq-srv1"].vars["ansible_password"] == "{{ vault_server_password }}"
 
