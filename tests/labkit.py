@@ -52,3 +52,72 @@ class LabHandle:
         """Environment for running `dzops` against this lab in a subprocess."""
         return {**os.environ, "DZOPS_INVENTORY": str(self.inventory_dir), "DZOPS_LAB_PREFIX": self.lab.spec.prefix,
                 "DZOPS_LAB_STATE": str(self.state_dir.parent)}
+
+
+def lab_pids(prefix: str, state_dir: Path) -> set[int]:
+    """Every process of a running lab: recorded in its state file or inside one of its namespaces.
+
+    Taken before teardown, so `lab_leftovers` can prove each one gone (a process can outlive the
+    deletion of its network namespace, and then nothing else names it).
+    """
+    import json
+    import subprocess
+
+    pids: set[int] = set()
+    try:
+        state = json.loads((state_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    for node in state.get("nodes", {}).values():
+        pids.add(node.get("holder_pid") or 0)
+        pids.update(node.get("daemons", {}).values())
+    pids.update(state.get("services", {}).values())
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    for ns in (n for n in listed if n.startswith(f"{prefix}-")):
+        out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+        pids.update(int(tok) for tok in out.split() if tok.isdigit())
+    pids.discard(0)
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def lab_leftovers(prefix: str, state_dir: Path, pids: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """What remains of a lab after `down()`: namespaces, root links, mounts, processes, files.
+
+    Checked independently of dzops.lab (no use of its helpers): this is the proof that teardown works.
+    """
+    import subprocess
+
+    mine = f"{prefix}-"
+    found = [f"netns {n}" for n in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                   text=True).stdout.split() if n.startswith(mine)]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for line in links.splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        if name.startswith(mine):
+            found.append(f"root link {name}")
+    where = str(state_dir)
+    for line in Path("/proc/mounts").read_text().splitlines():
+        source, target = line.split()[:2]
+        if where in source.replace("\\040", " ") or where in target.replace("\\040", " "):
+            found.append(f"mount {target}")
+    found += [f"process {pid} (recorded before teardown)" for pid in sorted(pids) if _alive(pid)]
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            places = [os.readlink(proc / "cwd"), os.readlink(proc / "root")]
+        except OSError:
+            continue  # exited meanwhile, or a kernel thread
+        if any(p == where or p.startswith(where + "/") for p in places) or where in cmdline:
+            if _alive(int(proc.name)):
+                found.append(f"process {proc.name}: {cmdline.strip()[:120]}")
+    if state_dir.exists():
+        found.append(f"files under {state_dir}: {sorted(p.name for p in state_dir.iterdir())}")
+    return found

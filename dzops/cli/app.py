@@ -10,13 +10,21 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from dzops.cli import backup as backup_cmd
+from dzops.cli import diagram as diagram_cmd
+from dzops.cli import docs as docs_cmd
+from dzops.cli import drift as drift_cmd
 from dzops.cli import inventory as inventory_cmd
 from dzops.cli import lab as lab_cmd
+from dzops.cli import patch as patch_cmd
+from dzops.cli import provision_ap as provision_ap_cmd
 from dzops.cli import provision_wan as provision_wan_cmd
+from dzops.cli import schedule as schedule_cmd
+from dzops.cli import user as user_cmd
 from dzops.cli.exit_codes import ExitCode, exit_code_for
 from dzops.cli.output import Settings, error
 
@@ -31,6 +39,12 @@ app = typer.Typer(
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
 app.command("provision-wan")(provision_wan_cmd.provision_wan)
+app.add_typer(user_cmd.app, name="user")
+app.command("diagram")(diagram_cmd.diagram); app.command("docs")(docs_cmd.docs)  # noqa: E702
+app.command("patch")(patch_cmd.patch); app.add_typer(schedule_cmd.app, name="schedule")  # noqa: E702
+app.command("provision-ap")(provision_ap_cmd.provision_ap)
+app.command("backup")(backup_cmd.backup)
+app.command("drift")(drift_cmd.drift)
 
 SAMPLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
 
@@ -44,14 +58,14 @@ def default_inventory() -> Path:
 @app.callback()
 def root(
     ctx: typer.Context,
-    inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", envvar="DZOPS_INVENTORY",
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", envvar="DZOPS_INVENTORY",
                                                       help="Inventory directory (default ./inventory).")] = None,
-    limit: Annotated[Optional[str], typer.Option("--limit", "-l", help="Only these hosts or groups (comma list).")] = None,
+    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts or groups (comma list).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show the configuration diff per device.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")] = 0,
-    vault_password_file: Annotated[Optional[Path], typer.Option(
+    vault_password_file: Annotated[Path | None, typer.Option(
         "--vault-password-file", envvar="DZOPS_VAULT_PASSWORD_FILE",
         help="File holding the Vault password (default: ANSIBLE_VAULT_PASSWORD_FILE, then the demo file)."),
     ] = None,

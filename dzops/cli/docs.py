@@ -1,0 +1,38 @@
+"""`dzops docs`: the Dzongkhag's static documentation site, from the inventory and the live network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+
+
+def docs(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Directory for the site (default REPORT_DIR/docs).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Sites, devices with facts, IP plan, VLANs, SSIDs (no keys), WAN circuits, diagrams, asset register."""
+    from dzops.cli.diagram import default_output, discover_topology, layout_path
+    from dzops.cli.exit_codes import exit_code_for_results
+    from dzops.report.diagram import ensure_layout
+    from dzops.report.docs import build_site
+
+    settings: Settings = ctx.obj
+    inventory, topology, found = discover_topology(settings)
+    positions = ensure_layout(topology, layout_path(inventory))
+    out = output or default_output(inventory, "docs")
+    files = build_site(inventory, topology, found, positions, out)
+    if settings.json or json_output:
+        emit_json({"output": str(out), "index": str(out / "index.html"), "files": [str(f) for f in files],
+                   "counts": topology.counts(),
+                   "discovery": {h: {"status": d.status, "error": d.error} for h, d in sorted(found.items())}})
+    else:
+        emit_text(str(out / "index.html"))
+        say(f"dzops: {len(files)} file(s) written to {out}")
+    code = exit_code_for_results([d.status for d in found.values()])
+    if code:
+        raise typer.Exit(code)
