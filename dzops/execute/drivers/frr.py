@@ -165,14 +165,25 @@ class Driver:
             raise DeviceError(self.credentials.host, "not connected")
         import paramiko
 
-        try:
-            with self._channels:
-                _, stdout, stderr = self._client.exec_command(command, timeout=120)
-                out = stdout.read().decode(errors="replace")
-                err = stderr.read().decode(errors="replace")
-                return stdout.channel.recv_exit_status(), out, err
-        except (TimeoutError, OSError, paramiko.SSHException) as exc:
-            raise ConnectionFailed(self.credentials.host, f"'{command}' failed on the SSH connection: {exc}") from None
+        for attempt in (1, 2):
+            try:
+                with self._channels:
+                    _, stdout, stderr = self._client.exec_command(command, timeout=120)
+                    out = stdout.read().decode(errors="replace")
+                    err = stderr.read().decode(errors="replace")
+                    return stdout.channel.recv_exit_status(), out, err
+            except (TimeoutError, OSError, paramiko.SSHException) as exc:
+                # A busy router's sshd may drop a session; every command sent here is safe to send
+                # again (shows, and frr-reload, which converges on the same candidate): reconnect once.
+                transport = self._client.get_transport() if self._client else None
+                if attempt == 1 and (transport is None or not transport.is_active()):
+                    log.info("%s: SSH session dropped (%s); reconnecting once", self.credentials.host, exc)
+                    self.close()
+                    self.open()
+                    continue
+                raise ConnectionFailed(self.credentials.host,
+                                       f"'{command}' failed on the SSH connection: {exc}") from None
+        raise AssertionError("not reached: the loop returns or raises")
 
     # -- NetworkDriver ------------------------------------------------------------------------
     def cli(self, commands: list[str]) -> dict[str, str]:
