@@ -117,6 +117,7 @@ class Driver:
         self._client: Any = None
         self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
         self._running: str | None = None  # last running config read, until something changes it
+        self._reconnecting = threading.Lock()  # verification threads share one driver per router
 
     # -- connection ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -160,6 +161,10 @@ class Driver:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _active(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return bool(transport is not None and transport.is_active())
+
     def _exec(self, command: str) -> tuple[int, str, str]:
         if self._client is None:
             raise DeviceError(self.credentials.host, "not connected")
@@ -175,11 +180,12 @@ class Driver:
             except (TimeoutError, OSError, paramiko.SSHException) as exc:
                 # A busy router's sshd may drop a session; every command sent here is safe to send
                 # again (shows, and frr-reload, which converges on the same candidate): reconnect once.
-                transport = self._client.get_transport() if self._client else None
-                if attempt == 1 and (transport is None or not transport.is_active()):
-                    log.info("%s: SSH session dropped (%s); reconnecting once", self.credentials.host, exc)
-                    self.close()
-                    self.open()
+                if attempt == 1 and not self._active():
+                    with self._reconnecting:
+                        if not self._active():  # another thread may have reconnected meanwhile
+                            log.info("%s: SSH session dropped (%s); reconnecting once", self.credentials.host, exc)
+                            self.close()
+                            self.open()
                     continue
                 raise ConnectionFailed(self.credentials.host,
                                        f"'{command}' failed on the SSH connection: {exc}") from None
