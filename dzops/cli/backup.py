@@ -9,29 +9,10 @@ import typer
 
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.inventory.limit import select_hosts
 
 LimitOption = Annotated[Optional[str],  # noqa: UP045 - typer reads the annotation
                         typer.Option("--limit", "-l", help="Only these hosts or groups (comma list).")]
-
-
-def select_hosts(inventory: Any, limit: str | None) -> list[str]:
-    """Hosts named by a comma list of host and group names (all hosts without a limit), inventory order."""
-    from dzops.exceptions import UsageError
-
-    if not limit:
-        return list(inventory.devices)
-    wanted: set[str] = set()
-    unknown = []
-    for name in (part.strip() for part in limit.split(",") if part.strip()):
-        if name in inventory.devices:
-            wanted.add(name)
-        elif name in inventory.groups:
-            wanted.update(h for h in inventory.groups[name] if h in inventory.devices)
-        else:
-            unknown.append(name)
-    if unknown:
-        raise UsageError(f"--limit: unknown host or group: {', '.join(unknown)}")
-    return [host for host in inventory.devices if host in wanted]
 
 
 def collect_and_store(inventory: Any, hosts: list[str], *, kind: str, intended: dict[str, str] | None = None,

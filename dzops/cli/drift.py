@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from dzops.cli.backup import LimitOption, collect_and_store, select_hosts
+from dzops.cli.backup import LimitOption, collect_and_store
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, error, say
+from dzops.inventory.limit import select_hosts
 
 STATE_FILE = "drift-state.json"  # host -> backup commit the last drift report measured up to
 

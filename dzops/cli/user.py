@@ -8,36 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.inventory.limit import select_hosts
 
 app = typer.Typer(help="Staff accounts: add, remove, apply everywhere, audit.", no_args_is_help=True)
 
 LimitOption = Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts or groups (comma list).")]
-
-
-def select_hosts(inventory: Any, limit: str | None) -> list[str]:
-    """Hosts named by a comma list of host and group names (every host without a limit), sorted."""
-    from dzops.exceptions import UsageError
-
-    if not limit:
-        return sorted(inventory.devices)
-    chosen: set[str] = set()
-    unknown = []
-    for name in (part.strip() for part in limit.split(",") if part.strip()):
-        if name in inventory.devices:
-            chosen.add(name)
-        elif name in inventory.groups:
-            chosen.update(h for h in inventory.groups[name] if h in inventory.devices)
-        else:
-            unknown.append(name)
-    if unknown:
-        raise UsageError(f"--limit: unknown host or group: {', '.join(unknown)}")
-    return sorted(chosen)
 
 
 @app.command("add")

@@ -9,7 +9,6 @@ than `--max-fail` allows (or a whole batch failed).
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from dzops.exceptions import UsageError
 from dzops.inventory.models import Inventory
+from dzops.inventory.limit import limit_names, select_hosts
 from dzops.models import HostResult
 
 PATCH_GROUP = "servers"  # apt/dnf hosts; routers and switches are patched by image, not by apt
@@ -80,15 +80,8 @@ def hosts_in_scope(inventory: Inventory, limit: str | None) -> list[str]:
     if not limit:
         return servers
     wanted: set[str] = set()
-    for name in (part.strip() for part in limit.split(",") if part.strip()):
-        if name in inventory.groups:
-            matched = set(inventory.groups[name])
-        elif name in inventory.devices:
-            matched = {name}
-        else:
-            matched = set(fnmatch.filter(inventory.devices, name))
-        if not matched:
-            raise UsageError(f"--limit: no host or group '{name}' in the inventory")
+    for name in limit_names(limit):
+        matched = set(select_hosts(inventory, name))
         if not matched & set(servers):
             raise UsageError(f"--limit: '{name}' has no host in group '{PATCH_GROUP}' (only Linux servers are patched)")
         wanted |= matched

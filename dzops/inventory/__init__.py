@@ -1,0 +1,1 @@
+"""The inventory: loaded through ansible-core, validated into typed models, checked, edited."""

@@ -1,0 +1,1 @@
+"""The virtual Dzongkhag: namespaces, links and daemons built from the inventory."""
