@@ -141,7 +141,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("the benchmark builds a lab of network namespaces: run it as root")
 
-    from dzops.execute.backup import FAN_OUT_WORKERS
+    from dzops.execute.ssh import FAN_OUT_WORKERS
     from dzops.inventory.loader import load_inventory
     from dzops.lab.builder import Lab
     from dzops.lab.from_inventory import spec_from_inventory

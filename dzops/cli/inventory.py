@@ -16,9 +16,8 @@ app = typer.Typer(help="Validate and show the inventory (never contacts a device
 @app.command()
 def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Report every problem in the inventory, each as file:line: host/field: message."""
-    from dzops.inventory.loader import load
-
     from dzops.exceptions import InventoryError
+    from dzops.inventory.loader import load
 
     settings: Settings = ctx.obj
     try:

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError, InventoryError
 from dzops.execute.drivers import driver_for
-from dzops.execute.drivers.base import Credentials
+from dzops.execute.ssh import Progress, credentials, fan_out
 from dzops.inventory.models import Device, Inventory
 from dzops.models import HostResult
 from dzops.plan.ap import (
@@ -46,20 +44,8 @@ from dzops.plan.ap import (
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, str], None]
-FAN_OUT_WORKERS = 10  # the lab notes measure no gain past ~10 concurrent SSH sessions on 2 cores
 LINUX_SWITCH_PLATFORMS = ("cumulus",)
 
-
-def credentials(inventory: Inventory, device: Device) -> Credentials:
-    return Credentials(host=device.name, address=str(device.mgmt_address), username=device.username or "",
-                       password=device.password.get_secret_value() if device.password else "",
-                       known_hosts=inventory.known_hosts)
-
-
-def _fan_out(fn: Callable[[str], None], items: list[str]) -> None:
-    with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, max(1, len(items)))) as pool:
-        list(pool.map(fn, items))
 
 
 def file_mode(path: str) -> int:
@@ -119,12 +105,12 @@ class ApRun:
         ports = [p for p in (self.aps[a].port for a in live) if p is not None]
         self.switches = {s: _Switch(s) for s in sorted({p.switch for p in ports})}
         try:
-            _fan_out(self._connect_switch, list(self.switches))
-            _fan_out(self._preflight, live)
-            _fan_out(self._apply_verify, [a for a in live if not self.aps[a].skip])
+            fan_out(self._connect_switch, list(self.switches))
+            fan_out(self._preflight, live)
+            fan_out(self._apply_verify, [a for a in live if not self.aps[a].skip])
         finally:
-            _fan_out(self._close_ap, list(self.aps))
-            _fan_out(self._close_switch, list(self.switches))
+            fan_out(self._close_ap, list(self.aps))
+            fan_out(self._close_switch, list(self.switches))
         return [ap.result for ap in self.aps.values()]
 
     def _report(self, ap: _Ap, message: str) -> None:

@@ -17,21 +17,19 @@ import io
 import logging
 import shlex
 import tarfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from dzops.exceptions import AuthenticationFailed, ConnectionFailed, DeviceError, HostKeyMismatch
+from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers import driver_for
-from dzops.execute.drivers.base import ConfigDiff, Credentials
+from dzops.execute.drivers.base import ConfigDiff
+from dzops.execute.ssh import FAN_OUT_WORKERS, Progress, connect, credentials
 from dzops.inventory.models import Device, Inventory
 from dzops.platforms import PLATFORMS
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, str], None]
-FAN_OUT_WORKERS = 10  # lab notes: no gain past ~10 concurrent SSH sessions on 2 cores
 
 # What a backup of a Linux-based device holds, by platform (data, not code: a platform is a row).
 # Globs are expanded by the device's shell, as root.
@@ -73,46 +71,11 @@ class DeviceBackup:
         return self.status == "ok"
 
 
-def credentials(inventory: Inventory, device: Device) -> Credentials:
-    return Credentials(
-        host=device.name, address=str(device.mgmt_address), username=device.username or "",
-        password=device.password.get_secret_value() if device.password else "",
-        known_hosts=inventory.known_hosts,
-    )
-
 
 def _file_set(platform: str) -> str:
     return platform if platform in BACKUP_FILES else PLATFORMS[platform].driver
 
 
-def _connect(creds: Credentials) -> Any:
-    """A paramiko client with the host key checked against known_hosts (unknown keys refused)."""
-    import paramiko
-
-    client = paramiko.SSHClient()
-    if creds.known_hosts is None:
-        raise HostKeyMismatch(creds.host, "no known_hosts file in the inventory: host keys cannot be checked")
-    try:
-        client.load_host_keys(str(creds.known_hosts))
-    except OSError as exc:
-        raise HostKeyMismatch(creds.host, f"cannot read known_hosts {creds.known_hosts}: {exc.strerror}") from None
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    try:
-        client.connect(creds.address, port=creds.port, username=creds.username, password=creds.password,
-                       timeout=creds.timeout, banner_timeout=creds.timeout, auth_timeout=creds.timeout,
-                       look_for_keys=False, allow_agent=False)
-    except paramiko.BadHostKeyException:
-        raise HostKeyMismatch(creds.host, f"SSH host key of {creds.address} differs from known_hosts") from None
-    except paramiko.AuthenticationException:
-        raise AuthenticationFailed(creds.host, f"authentication failed for user {creds.username}") from None
-    except paramiko.SSHException as exc:
-        if "not found in known_hosts" in str(exc):
-            raise HostKeyMismatch(creds.host, f"SSH host key of {creds.address} is not in known_hosts") from None
-        raise ConnectionFailed(creds.host, f"SSH to {creds.address} failed: {exc}") from None
-    except (TimeoutError, OSError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: {reason}") from None
-    return client
 
 
 def sudo_command(command: str) -> str:
@@ -170,7 +133,7 @@ def _run(client: Any, host: str, command: str, password: str) -> tuple[int, byte
 def _collect_linux(inventory: Inventory, device: Device, backup: DeviceBackup) -> None:
     creds = credentials(inventory, device)
     file_set = _file_set(device.platform)
-    client = _connect(creds)
+    client = connect(creds)
     try:
         status, out, err = _run(client, device.name, sudo_command(tar_command(BACKUP_FILES[file_set])),
                                 creds.password)

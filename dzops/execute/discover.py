@@ -21,14 +21,13 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dzops.exceptions import AuthenticationFailed, ConnectionFailed, DeviceError, HostKeyMismatch
+from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers.base import Credentials
-from dzops.execute.wan import FAN_OUT_WORKERS, credentials
+from dzops.execute.ssh import FAN_OUT_WORKERS, Progress, credentials
 from dzops.inventory.models import Device, Inventory
 from dzops.platforms import PLATFORMS
 
@@ -48,7 +47,6 @@ LINUX_FACTS = ("cat /etc/os-release; echo @@uptime; cat /proc/uptime; echo @@ven
 SERIAL_FILE = "/sys/class/dmi/id/product_serial"
 LINUX_SERIAL = f"if [ -e {SERIAL_FILE} ]; then sudo -S -p '' cat {SERIAL_FILE}; fi"
 
-Progress = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -227,32 +225,9 @@ class _Session:
         self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
 
     def open(self) -> None:
-        import paramiko
+        from dzops.execute.ssh import connect
 
-        c = self.creds
-        client = paramiko.SSHClient()
-        if c.known_hosts is not None:
-            try:
-                client.load_host_keys(str(c.known_hosts))
-            except OSError as exc:
-                raise HostKeyMismatch(c.host, f"cannot read known_hosts {c.known_hosts}: {exc.strerror}") from None
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())  # never learn a key on the way
-        try:
-            client.connect(c.address, port=c.port, username=c.username, password=c.password,
-                           timeout=c.timeout, banner_timeout=c.timeout, auth_timeout=c.timeout,
-                           look_for_keys=False, allow_agent=False)
-        except paramiko.BadHostKeyException:
-            raise HostKeyMismatch(c.host, f"SSH host key of {c.address} differs from known_hosts") from None
-        except paramiko.AuthenticationException:
-            raise AuthenticationFailed(c.host, f"authentication failed for user {c.username}") from None
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise HostKeyMismatch(c.host, f"SSH host key of {c.address} is not in known_hosts") from None
-            raise ConnectionFailed(c.host, f"SSH to {c.address} failed: {exc}") from None
-        except (TimeoutError, OSError, EOFError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise ConnectionFailed(c.host, f"cannot reach {c.address}:{c.port}: {reason}") from None
-        self._client = client
+        self._client = connect(self.creds)
 
     def close(self) -> None:
         if self._client is not None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dzops.exceptions import UsageError
-from dzops.inventory.models import Inventory
 from dzops.inventory.limit import limit_names, select_hosts
+from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 
 PATCH_GROUP = "servers"  # apt/dnf hosts; routers and switches are patched by image, not by apt

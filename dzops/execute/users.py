@@ -11,12 +11,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
+from dzops.execute.ssh import Progress, fan_out
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 from dzops.plan.users import (
@@ -33,8 +32,6 @@ from dzops.plan.users import (
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, str], None]
-FAN_OUT_WORKERS = 10
 STAFF_UIDS = range(1000, 60000)  # Debian's UID_MIN..UID_MAX: people, not system accounts or nobody
 
 
@@ -49,11 +46,6 @@ class Finding:
         return asdict(self)
 
 
-def _fan_out(fn: Callable[[str], HostResult], hosts: list[str]) -> list[HostResult]:
-    if not hosts:
-        return []
-    with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, len(hosts))) as pool:
-        return list(pool.map(fn, hosts))
 
 
 def _split(inventory: Inventory, hosts: list[str]) -> dict[str, list[str]]:
@@ -71,7 +63,7 @@ def _split(inventory: Inventory, hosts: list[str]) -> dict[str, list[str]]:
 
 def _frr_driver(inventory: Inventory, host: str) -> Any:
     from dzops.execute.drivers.frr import Driver
-    from dzops.execute.wan import credentials
+    from dzops.execute.ssh import credentials
 
     driver = Driver(credentials(inventory, inventory.devices[host]))
     driver.open()
@@ -225,7 +217,7 @@ def apply_users(inventory: Inventory, hosts: list[str], *, check: bool = False,
     linux_results, _ = _linux_apply(inventory, kinds["linux"], plan, check)
     results.update({r.host: r for r in linux_results})
     progress("frr", f"{len(kinds['frr'])} router(s) over SSH")
-    results.update({r.host: r for r in _fan_out(
+    results.update({r.host: r for r in fan_out(
         lambda h: _frr_apply(inventory, h, plan[h], check), kinds["frr"])})
     for host in kinds["vendor"]:
         lines = vendor_user_lines(inventory.devices[host].platform, plan[host])
@@ -305,7 +297,7 @@ def audit_users(inventory: Inventory, hosts: list[str], *,
             driver.close()
         return HostResult(host=host, data={"accounts": {k: v["name"] for k, v in listed.items() if k not in ignore}})
 
-    for result in _fan_out(frr, kinds["frr"]):
+    for result in fan_out(frr, kinds["frr"]):
         results[result.host] = result
         if result.status == "ok":
             findings += findings_for(result.host, plan[result.host], result.data["accounts"], managed)

@@ -10,28 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers import driver_for
-from dzops.execute.drivers.base import ConfigDiff, Credentials, NetworkDriver
-from dzops.inventory.models import Device, Inventory
+from dzops.execute.drivers.base import ConfigDiff, NetworkDriver
+from dzops.execute.ssh import Progress, credentials, fan_out
+from dzops.inventory.models import Inventory
 from dzops.models import HostResult, LinkResult
 from dzops.plan.wan import WanEnd, WanPlan, plan_wan
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, str], None]  # (link or host, message)
-FAN_OUT_WORKERS = 10  # the lab notes measure no gain past ~10 concurrent SSH sessions on 2 cores
 
-
-def credentials(inventory: Inventory, device: Device) -> Credentials:
-    return Credentials(
-        host=device.name, address=str(device.mgmt_address), username=device.username or "",
-        password=device.password.get_secret_value() if device.password else "",
-        known_hosts=inventory.known_hosts,
-    )
 
 
 @dataclass
@@ -46,9 +37,6 @@ class _Session:
     interfaces: dict[str, bool] | None = None  # name -> up, where the driver can list them at once
 
 
-def _fan_out(fn: Callable[[str], None], hosts: list[str]) -> None:
-    with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, max(1, len(hosts)))) as pool:
-        list(pool.map(fn, hosts))
 
 
 class WanRun:
@@ -68,18 +56,18 @@ class WanRun:
                         for end in (self.inventory.wan_link(name).a, self.inventory.wan_link(name).b)})
         self.sessions = {h: _Session(h) for h in hosts}
         try:
-            _fan_out(self._connect, hosts)
+            fan_out(self._connect, hosts)
             excluded = self._preflight()
             plan = plan_wan(self.inventory, self.scope, exclude=excluded, running=self._saved())
             self._unsupported(plan)
-            _fan_out(lambda h: self._apply(h, plan), plan.hosts())
+            fan_out(lambda h: self._apply(h, plan), plan.hosts())
             self._collect(plan)
             if not self.check:
                 failed = self._verify(plan)
                 if failed:
                     self._undo(plan, failed)
         finally:
-            _fan_out(self._close, hosts)
+            fan_out(self._close, hosts)
         return [self.results[name] for name in self.scope]
 
     def _connect(self, host: str) -> None:
@@ -208,7 +196,7 @@ class WanRun:
                 result.verified = True
                 self.progress(name, "verified")
 
-        _fan_out(verify, to_verify)
+        fan_out(verify, to_verify)
         return failed
 
     def _checks(self, ends: list[WanEnd]) -> list[tuple[str, str, Callable[[], bool]]]:
@@ -263,7 +251,7 @@ class WanRun:
 
         hosts = sorted({e.host for name in failed for e in (self.inventory.wan_link(name).a,
                                                              self.inventory.wan_link(name).b)})
-        _fan_out(undo, hosts)
+        fan_out(undo, hosts)
         for name in failed:
             result = self.results[name]
             result.rolled_back = True

@@ -130,8 +130,8 @@ def _findings(report: dict, kind: str) -> set[tuple[str, str | None]]:
 
 
 def test_drift_lists_exactly_the_hand_made_changes_and_remediation_restores(bk: Env, provisioned_lab) -> None:
-    from dzops.execute.backup import credentials
     from dzops.execute.drivers import driver_for
+    from dzops.execute.ssh import credentials
     from dzops.inventory.loader import load_inventory
     from dzops.report.drift import intended_frr_configs
 

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -64,7 +65,14 @@ def fake_ios() -> Iterator[int]:
             proc.wait()
 
 
+_KNOWN_HOSTS_DIR = tempfile.TemporaryDirectory(prefix="dzops-fake-ios-")
+
+
 def credentials(port: int, password: str = PASSWORD, known_hosts: Path | None = None) -> Credentials:
+    """Credentials whose known_hosts holds the fake switch's real key, unless a test brings its own."""
+    if known_hosts is None:
+        known_hosts = Path(_KNOWN_HOSTS_DIR.name) / f"known_hosts-{port}"
+        known_hosts.write_text(fake_host_key_line(port))
     return Credentials(host="fake-rtr1", address="127.0.0.1", username=USER, password=password,
                        known_hosts=known_hosts, port=port, timeout=10)
 
@@ -230,3 +238,10 @@ def test_unknown_host_is_refused(fake_ios: int, tmp_path: Path) -> None:
     known.write_text(fake_host_key_line(fake_ios + 1))  # a key for another port only
     with pytest.raises(HostKeyMismatch):
         Driver(credentials(fake_ios, known_hosts=known), secret=ENABLE).open()
+
+
+def test_no_known_hosts_is_refused_before_connecting(fake_ios: int) -> None:
+    creds = Credentials(host="fake-rtr1", address="127.0.0.1", username=USER, password=PASSWORD,
+                        known_hosts=None, port=fake_ios, timeout=10)
+    with pytest.raises(HostKeyMismatch, match="no known_hosts"):
+        Driver(creds, secret=ENABLE).open()

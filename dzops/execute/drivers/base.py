@@ -13,7 +13,7 @@ class Credentials:
     address: str  # management address
     username: str
     password: str = field(repr=False)
-    known_hosts: Path | None = None  # None: host keys are not checked (only ever for recorded transcripts)
+    known_hosts: Path | None = None  # None: SSH connections are refused (host keys are always checked)
     port: int = 22
     timeout: float = 15.0
 

@@ -19,7 +19,7 @@ import threading
 import uuid
 from typing import Any
 
-from dzops.exceptions import AuthenticationFailed, ConnectionFailed, DeviceError, HostKeyMismatch
+from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers.base import ConfigDiff, Credentials
 
 log = logging.getLogger(__name__)
@@ -121,33 +121,9 @@ class Driver:
 
     # -- connection ---------------------------------------------------------------------------
     def open(self) -> None:
-        import paramiko
+        from dzops.execute.ssh import connect
 
-        c = self.credentials
-        client = paramiko.SSHClient()
-        if c.known_hosts is not None:
-            try:
-                client.load_host_keys(str(c.known_hosts))
-            except OSError as exc:
-                raise HostKeyMismatch(c.host, f"cannot read known_hosts {c.known_hosts}: {exc.strerror}") from None
-        # An unknown key is refused, never learned: the first connection is as trusted as the rest.
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        try:
-            client.connect(c.address, port=c.port, username=c.username, password=c.password,
-                           timeout=c.timeout, banner_timeout=c.timeout, auth_timeout=c.timeout,
-                           look_for_keys=False, allow_agent=False)
-        except paramiko.BadHostKeyException:
-            raise HostKeyMismatch(c.host, f"SSH host key of {c.address} differs from known_hosts") from None
-        except paramiko.AuthenticationException:
-            raise AuthenticationFailed(c.host, f"authentication failed for user {c.username}") from None
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise HostKeyMismatch(c.host, f"SSH host key of {c.address} is not in known_hosts") from None
-            raise ConnectionFailed(c.host, f"SSH to {c.address} failed: {exc}") from None
-        except (TimeoutError, OSError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise ConnectionFailed(c.host, f"cannot reach {c.address}:{c.port}: {reason}") from None
-        self._client = client
+        self._client = connect(self.credentials)
 
     def close(self) -> None:
         if self._client is not None:

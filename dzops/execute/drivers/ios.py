@@ -138,10 +138,8 @@ class Driver:
             # Never try local keys or an agent: the inventory's password is the only credential.
             "use_keys": False, "allow_agent": False,
         }
-        if c.known_hosts is not None:
-            # Only the project's known_hosts counts; ~/.ssh/known_hosts of whoever runs dzops does not.
-            params.update(ssh_strict=True, system_host_keys=False, alt_host_keys=True,
-                          alt_key_file=str(c.known_hosts))
+        # Only the project's known_hosts counts; ~/.ssh/known_hosts of whoever runs dzops does not.
+        params.update(ssh_strict=True, system_host_keys=False, alt_host_keys=True, alt_key_file=str(c.known_hosts))
         return params | self._options
 
     def open(self) -> None:
@@ -149,7 +147,9 @@ class Driver:
         from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
         c = self.credentials
-        if c.known_hosts is not None and not c.known_hosts.is_file():
+        if c.known_hosts is None:
+            raise HostKeyMismatch(c.host, "no known_hosts file in the inventory: host keys cannot be checked")
+        if not c.known_hosts.is_file():
             raise HostKeyMismatch(c.host, f"known_hosts file {c.known_hosts} does not exist")
         log.debug("%s: connecting to %s:%s as %s", c.host, c.address, c.port, c.username)
         try:
