@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from typer.testing import CliRunner
 
 from dzops.cli.app import main
 from dzops.cli.exit_codes import ExitCode
