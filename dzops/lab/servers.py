@@ -176,6 +176,14 @@ def _tail(path: Path, lines: int = 10) -> str:
         return "(no log)"
 
 
+def _rooted_elsewhere(pid: int) -> bool:
+    """Whether the process's root is another filesystem than ours (the server's overlay)."""
+    try:
+        return os.stat(f"/proc/{pid}/root").st_dev != os.stat("/").st_dev
+    except OSError:
+        return False
+
+
 def _wait_for_init(pid: int, name: str, node_dir: Path) -> None:
     """Wait until the holder script has exec'd PID 1 inside the chroot (mounts are then done)."""
     deadline = time.monotonic() + _START_TIMEOUT_S
@@ -186,7 +194,9 @@ def _wait_for_init(pid: int, name: str, node_dir: Path) -> None:
             raise LabError(
                 f"server {name}: holder exited during setup: {_tail(node_dir / 'holder.log')}"
             ) from None
-        if _INIT_TAG.encode() in args[-2:]:
+        # Only the /bin/sh that chroot exec'd counts: while `chroot` itself runs, its command line
+        # already ends in the tag but its root is still the host's, and writes would land there.
+        if args[0] == b"/bin/sh" and args[-2:] == [_INIT_TAG.encode(), b""] and _rooted_elsewhere(pid):
             return
         time.sleep(0.005)
     raise LabError(f"server {name}: holder did not reach its init within {_START_TIMEOUT_S:.0f} s")
@@ -209,6 +219,9 @@ def _key_type(pub_line: str) -> str:
 
 def _write_config(root: Path, node: LabNode, host_key: Path, repo_url: str) -> None:
     """Write the server's identity and config files through /proc/PID/root (its merged root)."""
+    if os.stat(root).st_dev == os.stat("/").st_dev:
+        # Never write a server's files into the machine's own /etc.
+        raise LabError(f"server {node.name}: {root} is not the server's overlay root; refusing to write")
     _write(root / "etc/hostname", f"{node.name}\n")
     # sudo resolves the hostname; without this line it would wait on unreachable DNS servers.
     _write(
