@@ -167,6 +167,18 @@ def _collect_network(inventory: Inventory, device: Device, backup: DeviceBackup,
 
 
 def collect_one(inventory: Inventory, host: str, intended: str | None = None) -> DeviceBackup:
+    """One device's backup; a session dropped after login (a busy device's sshd) is retried once.
+
+    Collection only reads, so repeating it is safe; a device that cannot be reached at all is not retried.
+    """
+    backup = _collect_once(inventory, host, intended)
+    if backup.status == "unreachable" and "on the SSH connection" in (backup.error or ""):
+        log.info("%s: session dropped (%s); collecting again", host, backup.error)
+        backup = _collect_once(inventory, host, intended)
+    return backup
+
+
+def _collect_once(inventory: Inventory, host: str, intended: str | None) -> DeviceBackup:
     device = inventory.devices[host]
     platform = PLATFORMS[device.platform]
     backup = DeviceBackup(host=host, site=device.site,
