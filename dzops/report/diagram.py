@@ -71,6 +71,19 @@ def _site_order(topology: Topology) -> list[str]:
     return order
 
 
+def _members_by_site(topology: Topology) -> dict[str, list[Node]]:
+    by_site: dict[str, list[Node]] = defaultdict(list)
+    for node in topology.nodes.values():
+        by_site[node.site].append(node)
+    return by_site
+
+
+def _site_groups(topology: Topology) -> list[tuple[int, str, list[Node]]]:
+    """(position in the site order, site, its devices) for every site that has devices."""
+    by_site = _members_by_site(topology)
+    return [(index, site, by_site[site]) for index, site in enumerate(_site_order(topology)) if by_site.get(site)]
+
+
 def fresh_layout(topology: Topology) -> dict[str, tuple[float, float]]:
     """Deterministic positions (points, y growing downwards): sites on a grid, devices by tier.
 
@@ -78,9 +91,7 @@ def fresh_layout(topology: Topology) -> dict[str, tuple[float, float]]:
     >>> fresh_layout(t)
     {'r1': (115.0, 55.0), 's1': (115.0, 165.0)}
     """
-    by_site: dict[str, list[Node]] = defaultdict(list)
-    for node in topology.nodes.values():
-        by_site[node.site].append(node)
+    by_site = _members_by_site(topology)
     blocks: dict[str, dict[str, tuple[int, int]]] = {}
     for site in _site_order(topology):
         slots: dict[str, tuple[int, int]] = {}
@@ -229,13 +240,7 @@ def to_dot(topology: Topology, positions: dict[str, tuple[float, float]]) -> str
            f"{SIZE_CAP if len(topology.nodes) > 300 else ''}];",
            "  node [fontname=Helvetica, fontsize=10, style=filled, penwidth=1.2];",
            "  edge [fontname=Helvetica, fontsize=8];"]
-    by_site: dict[str, list[Node]] = defaultdict(list)
-    for node in topology.nodes.values():
-        by_site[node.site].append(node)
-    for index, site in enumerate(_site_order(topology)):
-        members = by_site.get(site)
-        if not members:
-            continue
+    for index, site, members in _site_groups(topology):
         x0, y0, x1, y1 = _bbox(positions[n.name] for n in members)
         # dot's y grows upwards: the layout's y (downwards) is negated.
         bb = f"{x0 - NODE_W / 2 - 12},{-(y1 + NODE_H / 2 + 12)},{x1 + NODE_W / 2 + 12},{-(y0 - NODE_H / 2 - 30)}"
@@ -295,13 +300,7 @@ DRAWIO_SHAPES = {"routers": "ellipse;", "switches": "rounded=1;", "servers": "sh
 def to_drawio(topology: Topology, positions: dict[str, tuple[float, float]]) -> str:
     """An uncompressed draw.io file: sites as containers, one cell per device and per link."""
     cells = ['<mxCell id="0"/>', '<mxCell id="1" parent="0"/>']
-    by_site: dict[str, list[Node]] = defaultdict(list)
-    for node in topology.nodes.values():
-        by_site[node.site].append(node)
-    for site in _site_order(topology):
-        members = by_site.get(site)
-        if not members:
-            continue
+    for _, site, members in _site_groups(topology):
         x0, y0, x1, y1 = _bbox(positions[n.name] for n in members)
         sx, sy = x0 - NODE_W / 2 - 12, y0 - NODE_H / 2 - 30
         sw, sh = x1 - x0 + NODE_W + 24, y1 - y0 + NODE_H + 42
@@ -374,13 +373,7 @@ def to_mermaid(topology: Topology) -> str:
     ids = mermaid_ids(topology.nodes)
     out = ["flowchart TB", f"  %% {topology.title}; legend: " +
            "; ".join(f"{s.mermaid_arrow} {s.color} {status}" for status, s in STYLES.items())]
-    by_site: dict[str, list[Node]] = defaultdict(list)
-    for node in topology.nodes.values():
-        by_site[node.site].append(node)
-    for index, site in enumerate(_site_order(topology)):
-        members = by_site.get(site)
-        if not members:
-            continue
+    for index, site, members in _site_groups(topology):
         title = topology.sites.get(site) or ("Not in the inventory" if not site else site)
         out.append(f"  subgraph site_{index}[{_mq(title)}]")
         for node in sorted(members, key=lambda n: n.name):
