@@ -57,16 +57,6 @@ def _parallel(func: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
         return dict(zip(names, pool.map(func, names), strict=True))
 
 
-@pytest.fixture(scope="module")
-def lab(punakha_lab: LabHandle) -> Lab:
-    return punakha_lab.lab
-
-
-@pytest.fixture(scope="module")
-def inventory(punakha_lab: LabHandle) -> Inventory:
-    return punakha_lab.inventory()
-
-
 def _ip(inventory: Inventory, name: str) -> str:
     return str(inventory.devices[name].mgmt_address)
 

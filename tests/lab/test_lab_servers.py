@@ -31,16 +31,6 @@ OLD = {name: old for name, (old, _) in pkgrepo.lab_packages().items()}
 NEW = {name: new for name, (_, new) in pkgrepo.lab_packages().items()}
 
 
-@pytest.fixture(scope="module")
-def lab(punakha_lab: LabHandle) -> Lab:
-    return punakha_lab.lab
-
-
-@pytest.fixture(scope="module")
-def inventory(punakha_lab: LabHandle) -> Inventory:
-    return punakha_lab.inventory()
-
-
 def _password(inventory: Inventory, name: str) -> str:
     password = inventory.devices[name].password
     assert password is not None
