@@ -61,6 +61,16 @@ def _split(inventory: Inventory, hosts: list[str]) -> dict[str, list[str]]:
 # --- FRR routers -------------------------------------------------------------------------------
 
 
+def _open_frr(inventory: Inventory, host: str) -> Any:
+    """An open FRR driver, or the result that says why the router could not be reached."""
+    try:
+        return _frr_driver(inventory, host)
+    except ConnectionFailed as exc:
+        return HostResult(host=host, status="unreachable", error=str(exc))
+    except DeviceError as exc:
+        return HostResult(host=host, status="failed", error=str(exc))
+
+
 def _frr_driver(inventory: Inventory, host: str) -> Any:
     from dzops.execute.drivers.frr import Driver
     from dzops.execute.ssh import credentials
@@ -109,12 +119,9 @@ def _frr_list(driver: Any) -> dict[str, dict[str, str]]:
 def _frr_apply(inventory: Inventory, host: str, accounts: list[Account], check: bool) -> HostResult:
     result = HostResult(host=host, data={"accounts": {}})
     actions: dict[str, str] = result.data["accounts"]
-    try:
-        driver = _frr_driver(inventory, host)
-    except ConnectionFailed as exc:
-        return HostResult(host=host, status="unreachable", error=str(exc))
-    except DeviceError as exc:
-        return HostResult(host=host, status="failed", error=str(exc))
+    driver = _open_frr(inventory, host)
+    if isinstance(driver, HostResult):
+        return driver
     try:
         existing = _frr_list(driver)
         for account in accounts:
@@ -283,12 +290,9 @@ def audit_users(inventory: Inventory, hosts: list[str], *,
         findings += findings_for(result.host, plan[result.host], found, managed)
 
     def frr(host: str) -> HostResult:
-        try:
-            driver = _frr_driver(inventory, host)
-        except ConnectionFailed as exc:
-            return HostResult(host=host, status="unreachable", error=str(exc))
-        except DeviceError as exc:
-            return HostResult(host=host, status="failed", error=str(exc))
+        driver = _open_frr(inventory, host)
+        if isinstance(driver, HostResult):
+            return driver
         try:
             listed = _frr_list(driver)
         except DeviceError as exc:
