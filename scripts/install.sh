@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   python3 python3-venv python3-pip git openssl ca-certificates sudo
   iproute2 procps iputils-ping util-linux            # namespaces, links, ps, ping, unshare/nsenter
-  frr openssh-server openssh-client sshpass lldpd hostapd  # the lab's routers, switches, APs, logins
+  frr frr-pythontools openssh-server openssh-client sshpass lldpd hostapd  # routers (frr-reload.py), APs, logins
+  openvswitch-switch                                 # VLAN-aware switching in user space (no 8021q here)
   debootstrap dpkg-dev apt-utils                     # the servers' base image and the lab package repo
   cron graphviz chromium                             # schedules, diagrams, report screenshots
 )
