@@ -46,13 +46,14 @@ app.command("provision-ap")(provision_ap_cmd.provision_ap)
 app.command("backup")(backup_cmd.backup)
 app.command("drift")(drift_cmd.drift)
 
-SAMPLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
-
-
 def default_inventory() -> Path:
     """./inventory when the officer runs dzops inside an inventory repo, else the shipped sample."""
     local = Path("inventory")
-    return local if (local / "hosts.yml").is_file() else SAMPLE_INVENTORY
+    if (local / "hosts.yml").is_file():
+        return local
+    from dzops.resources import sample_inventory
+
+    return sample_inventory()
 
 
 @app.callback()

@@ -3,10 +3,14 @@
 ansible-playbook's stdout is never parsed: per-host outcomes come from runner events
 (`runner_on_ok`, `runner_on_failed`, `runner_on_unreachable`, ...) and the final stats. The vault
 password reaches Ansible as a file path on the command line, never through the runner's env files.
+Extra variables (password hashes among them) go to a 0600 file in the run's private 0700 directory,
+passed as `-e @file`: on the command line they would show in `ps`, and past 128 KiB (the kernel's
+limit for one argument) ansible-playbook would not even start ("Argument list too long").
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -19,11 +23,11 @@ from typing import Any
 
 from dzops.exceptions import DzopsError
 from dzops.models import HostResult
+from dzops.resources import ansible_cfg, playbooks_dir, roles_dir
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOKS = PROJECT_ROOT / "playbooks"
+PLAYBOOKS = playbooks_dir()
 HOST_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -91,6 +95,21 @@ def _first_message(events: list[TaskEvent], status: str) -> str | None:
     return None
 
 
+def write_extravars(data_dir: Path, extravars: dict[str, Any]) -> Path:
+    """Write the run's extra variables where ansible-runner passes them as `-e @env/extravars`.
+
+    Created 0600 from the start (never world-readable, not even for an instant), inside the run's
+    0700 private data dir; the caller removes it after the run.
+    """
+    env_dir = data_dir / "env"
+    env_dir.mkdir(mode=0o700, exist_ok=True)
+    path = env_dir / "extravars"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(extravars, fh)
+    return path
+
+
 def run_playbook(
     inventory_dir: Path,
     playbook: str,
@@ -121,8 +140,8 @@ def run_playbook(
     if check:
         cmdline.append("--check")
     envvars = {
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(PROJECT_ROOT / "roles"),
+        "ANSIBLE_CONFIG": str(ansible_cfg()),
+        "ANSIBLE_ROLES_PATH": str(roles_dir()),
         # ansible-playbook must come from the same environment as dzops (e.g. the project's .venv).
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_NOCOLOR": "1",
@@ -142,6 +161,7 @@ def run_playbook(
                 on_event(task)
         return False  # events stay out of the artifacts dir: results can hold sensitive output
 
+    extravars_file = write_extravars(data_dir, extravars) if extravars else None
     try:
         runner = ansible_runner.run(
             private_data_dir=str(data_dir),
@@ -149,7 +169,6 @@ def run_playbook(
             playbook=str(playbook_path),
             inventory=str(source.resolve()),
             limit=limit,
-            extravars=extravars or {},
             forks=forks,
             cmdline=" ".join(cmdline) or None,
             envvars=envvars,
@@ -164,6 +183,8 @@ def run_playbook(
                              f"run with -v and see {data_dir}/artifacts" if keep_artifacts else
                              f"ansible-playbook {playbook} failed before reaching any host (rc {run.rc})")
     finally:
+        if extravars_file is not None:
+            extravars_file.unlink(missing_ok=True)  # kept artifacts never keep the hashes
         if not keep_artifacts:
             shutil.rmtree(data_dir, ignore_errors=True)
     return run

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+from dzops.resources import templates_dir
+
+TEMPLATES_DIR = templates_dir()
 
 
 @lru_cache(maxsize=1)

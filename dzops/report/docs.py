@@ -19,8 +19,9 @@ from dzops.execute.discover import DeviceDiscovery
 from dzops.inventory.models import Inventory
 from dzops.report import diagram
 from dzops.report.topology import Topology, site_view
+from dzops.resources import templates_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "report" / "docs"
+TEMPLATES_DIR = templates_dir() / "report" / "docs"
 PAGES = (("index.html", "Overview"), ("sites.html", "Sites"), ("devices.html", "Devices"),
          ("ip-plan.html", "IP plan"), ("vlans.html", "VLANs"), ("ssids.html", "SSIDs"),
          ("wan.html", "WAN circuits"), ("diagrams.html", "Diagrams"), ("assets.html", "Asset register"))

@@ -85,6 +85,9 @@ def vault(**overrides: str) -> Patch:
     return apply
 
 
+# The venv's own ansible-vault, whatever the caller's PATH holds.
+ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")
+
 # ansible-vault runs next to the file, away from the repository's ansible.cfg and its demo vault password.
 
 
@@ -98,7 +101,7 @@ def _decrypt(content: bytes, password: bytes) -> tuple[tuple[str, str], ...]:
         (Path(tmp) / "vault.yml").write_bytes(content)
         (Path(tmp) / "password").write_bytes(password)
         proc = subprocess.run(
-            ["ansible-vault", "view", "--vault-password-file", "password", "vault.yml"],
+            [ANSIBLE_VAULT, "view", "--vault-password-file", "password", "vault.yml"],
             capture_output=True,
             text=True,
             cwd=tmp,
@@ -111,7 +114,7 @@ def encrypt(plain: Path, output: Path, password_file: Path) -> None:
     output.unlink(missing_ok=True)
     proc = subprocess.run(
         [
-            "ansible-vault",
+            ANSIBLE_VAULT,
             "encrypt",
             "--vault-password-file",
             str(password_file),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import chdir
@@ -42,10 +43,14 @@ def fresh_process() -> Iterator[None]:
     forget_ansible_process_state()
 
 
+# The venv's own ansible-vault, whatever the caller's PATH holds.
+ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")
+
+
 def decrypt(path: Path, password_file: Path) -> dict[str, str]:
     """The vault's values, read with the ansible-vault CLI (away from the repository's ansible.cfg)."""
     proc = subprocess.run(
-        ["ansible-vault", "view", "--vault-password-file", str(password_file), str(path)],
+        [ANSIBLE_VAULT, "view", "--vault-password-file", str(password_file), str(path)],
         capture_output=True,
         text=True,
         cwd=tempfile.gettempdir(),
@@ -225,7 +230,7 @@ def test_two_inventories_with_different_vault_passwords_in_one_process(tmp_path:
     shutil.copytree(MINIMAL, root)
     proc = subprocess.run(
         [
-            "ansible-vault",
+            ANSIBLE_VAULT,
             "encrypt_string",
             "--vault-password-file",
             str(PASSWORD),
