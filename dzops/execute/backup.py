@@ -17,13 +17,13 @@ import io
 import logging
 import shlex
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers import driver_for
 from dzops.execute.drivers.base import ConfigDiff
+from dzops.execute.fanout import fan_out
 from dzops.execute.ssh import FAN_OUT_WORKERS, Progress, connect, credentials
 from dzops.inventory.models import Device, Inventory
 from dzops.platforms import PLATFORMS
@@ -209,5 +209,4 @@ def collect(inventory: Inventory, hosts: list[str], *, intended: dict[str, str] 
         report(host, "collected" if result.reachable else f"{result.status}: {result.error}")
         return result
 
-    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(hosts)))) as pool:
-        return list(pool.map(one, hosts))
+    return fan_out(one, hosts, forks=workers)

@@ -27,6 +27,7 @@ from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers.base import Credentials
+from dzops.execute.fanout import fan_out
 from dzops.execute.ssh import FAN_OUT_WORKERS, Progress, credentials
 from dzops.inventory.models import Device, Inventory
 from dzops.platforms import PLATFORMS
@@ -361,5 +362,4 @@ def discover(inventory: Inventory, hosts: list[str] | None = None, *,
         report(name, found.status if not found.error else f"{found.status}: {found.error}")
         return found
 
-    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(names)))) as pool:
-        return dict(zip(names, pool.map(one, names), strict=True))
+    return dict(zip(names, fan_out(one, names, forks=workers), strict=True))

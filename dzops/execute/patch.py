@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dzops.exceptions import UsageError
-from dzops.inventory.limit import limit_names, select_hosts
+from dzops.inventory.limit import select_hosts
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 
@@ -79,13 +79,11 @@ def hosts_in_scope(inventory: Inventory, limit: str | None) -> list[str]:
     servers = list(inventory.groups.get(PATCH_GROUP, ()))
     if not limit:
         return servers
-    wanted: set[str] = set()
-    for name in limit_names(limit):
-        matched = set(select_hosts(inventory, name))
-        if not matched & set(servers):
-            raise UsageError(f"--limit: '{name}' has no host in group '{PATCH_GROUP}' (only Linux servers are patched)")
-        wanted |= matched
-    return [host for host in servers if host in wanted]
+    wanted = set(select_hosts(inventory, limit))
+    scope = [host for host in servers if host in wanted]
+    if not scope:
+        raise UsageError(f"--limit: '{limit}' selects no host in group '{PATCH_GROUP}' (only Linux servers are patched)")
+    return scope
 
 
 @dataclass

@@ -7,10 +7,10 @@ never learned, so the first connection is as trusted as every later one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dzops.exceptions import AuthenticationFailed, ConnectionFailed, HostKeyMismatch
+from dzops.execute import fanout
 from dzops.execute.drivers.base import Credentials
 
 Progress = Callable[[str, str], None]  # (subject, message) for people, on stderr
@@ -26,9 +26,7 @@ def fan_out(fn: Callable[[T], R], items: Iterable[T], workers: int = FAN_OUT_WOR
     >>> fan_out(lambda n: n * n, [1, 2, 3])
     [1, 4, 9]
     """
-    items = list(items)
-    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(items)))) as pool:
-        return list(pool.map(fn, items))
+    return fanout.fan_out(fn, items, forks=workers)
 
 
 def credentials(inventory: Any, device: Any) -> Credentials:
