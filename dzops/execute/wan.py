@@ -3,11 +3,19 @@
 Nothing is changed on any device until every end of a link has answered and shown that its
 interface exists. A link whose verification fails is removed again from both ends: a router whose
 only changes were failed links gets its saved running config back exactly.
+
+Results are checked, never assumed. frr-reload keeps going after a line the daemon rejects and
+writes what it managed, so after every apply the running config is read back and compared with the
+candidate: an end that did not take the whole candidate failed, and every end on which an apply
+was attempted (whatever its outcome) is rolled back when its link fails. A rollback is read back
+too: one that did not restore the saved config is reported `failed`, with the lines still left on
+the device, never `rolled_back`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +23,7 @@ from dataclasses import dataclass, field
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers import driver_for
 from dzops.execute.drivers.base import ConfigDiff, NetworkDriver
+from dzops.execute.drivers.frr import config_pairs
 from dzops.execute.ssh import Progress, credentials, fan_out
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult, LinkResult
@@ -22,7 +31,7 @@ from dzops.plan.wan import WanEnd, WanPlan, plan_wan
 
 log = logging.getLogger(__name__)
 
-
+MAX_LISTED_LINES = 20  # lines named in a result's error; the whole list is in the host's data
 
 
 @dataclass
@@ -33,8 +42,36 @@ class _Session:
     error: str | None = None
     unreachable: bool = False
     diff: ConfigDiff = field(default_factory=ConfigDiff)
-    applied: bool = False
+    attempted: bool = False  # an apply was sent: the device may have changed, whatever came back
     interfaces: dict[str, bool] | None = None  # name -> up, where the driver can list them at once
+    undone: bool = False  # rolled back and read back equal to its target
+    undo_error: str | None = None  # the rollback failed: why, and what is left
+    left: tuple[str, ...] = ()  # lines still separating the device from its rollback target
+
+
+def remaining(driver: NetworkDriver, target: str) -> ConfigDiff:
+    """What still separates the device's running config from `target` (empty: nothing).
+
+    The (context, line) pairs decide first; where they differ only by how FRR prints what it was
+    given (a rendered candidate), the driver's own compare has the last word.
+    """
+    running = driver.get_config()
+    if config_pairs(running) == config_pairs(target):
+        return ConfigDiff()
+    return driver.compare_config(target)
+
+
+def listed(diff: ConfigDiff, limit: int = MAX_LISTED_LINES) -> str:
+    """Lines of a diff for a one-line message (removals: on the device; additions: missing).
+
+    >>> listed(ConfigDiff(add=("ip route 10.0.0.0/8 10.1.1.1",), remove=("interface eth1", " ip address 10.9.9.1/30")))
+    '- interface eth1 | -  ip address 10.9.9.1/30 | + ip route 10.0.0.0/8 10.1.1.1'
+    >>> listed(ConfigDiff(remove=tuple(f"l{i}" for i in range(5))), limit=2)
+    '- l0 | - l1 | ... (3 more)'
+    """
+    lines = diff.text().splitlines()
+    shown = " | ".join(lines[:limit])
+    return shown + (f" | ... ({len(lines) - limit} more)" if len(lines) > limit else "")
 
 
 
@@ -133,12 +170,20 @@ class WanRun:
         session = self.sessions[host]
         if session.driver is None:
             return
+        candidate = plan.candidates[host]
         try:
             if self.check:
-                session.diff = session.driver.compare_config(plan.candidates[host])
+                session.diff = session.driver.compare_config(candidate)
             else:
-                session.diff = session.driver.load_replace_candidate(plan.candidates[host])
-                session.applied = not session.diff.empty
+                session.attempted = True  # from here on the device may change, even if the call fails
+                session.diff = session.driver.load_replace_candidate(candidate)
+                if not session.diff.empty:
+                    rest = remaining(session.driver, candidate)
+                    if not rest.empty:
+                        session.error = (f"{host}: apply incomplete: the device did not take the whole "
+                                         f"candidate; still differing: {listed(rest)}")
+                        self.progress(host, session.error)
+                        return
             self.progress(host, "unchanged" if session.diff.empty else ("would change" if self.check else "applied"))
         except DeviceError as exc:
             session.error = str(exc)
@@ -230,36 +275,81 @@ class WanRun:
 
     # -- undo -----------------------------------------------------------------------------------
     def _undo(self, plan: WanPlan, failed: set[str]) -> None:
-        """Remove failed links from both ends; a router with nothing else changed gets its saved config."""
+        """Take failed links off every end an apply was attempted on; read back what each end holds.
+
+        A router with nothing else changed gets its saved config; one that keeps verified links
+        gets its candidate without the failed ones.
+        """
         keep = set(plan.scope) - failed
         undo_plan = plan_wan(self.inventory, list(plan.scope), exclude=failed, running=self._saved())
 
         def undo(host: str) -> None:
             session = self.sessions[host]
-            if session.driver is None or not session.applied:
+            driver = session.driver
+            if driver is None or not session.attempted:
                 return
             links_here = {e.link for e in plan.ends.get(host, []) if e.link in plan.scope}
+            partial = bool(links_here & keep)
+            target = undo_plan.candidates[host] if partial else session.saved
+            what = "its config without the failed link(s)" if partial else "its saved config"
             try:
-                if links_here & keep:
-                    session.driver.load_replace_candidate(undo_plan.candidates[host])
+                if partial:
+                    driver.load_replace_candidate(target)
                 else:
-                    session.driver.rollback(session.saved)
-                self.progress(host, "rolled back")
+                    driver.rollback(session.saved)
             except DeviceError as exc:
-                session.error = f"ROLLBACK FAILED: {exc}"
-                self.progress(host, session.error)
+                session.undo_error = f"rollback to {what} failed: {exc}"
+            try:
+                rest = remaining(driver, target)
+            except DeviceError as exc:
+                session.undo_error = (f"{session.undo_error or f'rollback to {what} sent'}; "
+                                      f"cannot read the config back: {exc}")
+                self.progress(host, f"ROLLBACK NOT CONFIRMED: {session.undo_error}")
+                return
+            if rest.empty:
+                session.undone, session.undo_error = True, None
+                self.progress(host, "rolled back")
+                return
+            session.left = rest.remove + rest.add
+            session.undo_error = (f"{session.undo_error or f'rollback to {what} incomplete'}; "
+                                  f"left on {host} (diff to {what}): {listed(rest)}")
+            self.progress(host, f"ROLLBACK FAILED: {session.undo_error}")
 
-        hosts = sorted({e.host for name in failed for e in (self.inventory.wan_link(name).a,
-                                                             self.inventory.wan_link(name).b)})
+        # Links excluded before the apply were never on any candidate: their ends need nothing undone.
+        hosts = sorted({e.host for name in failed if name in plan.scope
+                        for e in (self.inventory.wan_link(name).a, self.inventory.wan_link(name).b)})
         fan_out(undo, hosts)
         for name in failed:
-            result = self.results[name]
-            result.rolled_back = True
-            result.changed = False
-            result.status = "rolled_back" if result.status != "unreachable" else result.status
-            for host in result.hosts:
-                if self.sessions[host].error and "ROLLBACK FAILED" in (self.sessions[host].error or ""):
-                    result.error = f"{result.error}; {self.sessions[host].error}"
+            self._settle(name, plan)
+
+    def _settle(self, name: str, plan: WanPlan) -> None:
+        """A failed link's final status: rolled_back only if every end it was applied on reads back restored."""
+        result = self.results[name]
+        link = self.inventory.wan_link(name)
+        touched = [e.host for e in (link.a, link.b)
+                   if self.sessions[e.host].attempted and any(w.link == name for w in plan.ends.get(e.host, []))]
+        result.changed = False
+        if not touched:
+            return  # never applied anywhere: its failed/unreachable status stands as it is
+        broken = [h for h in touched if not self.sessions[h].undone]
+        for host in touched:
+            session = self.sessions[host]
+            entry = result.hosts.get(host)
+            if entry is None:
+                continue
+            entry.changed = False
+            if session.undone:
+                entry.status = "rolled_back"
+            else:
+                entry.status = "failed"
+                entry.error = "; ".join(x for x in (session.error, f"ROLLBACK FAILED: {session.undo_error}") if x)
+                entry.data["left"] = list(session.left)
+        if broken:
+            result.status, result.rolled_back = "failed", False
+            result.error = "; ".join([result.error or "failed"] + [
+                f"ROLLBACK FAILED on {h}: {self.sessions[h].undo_error}" for h in broken])
+        else:
+            result.status, result.rolled_back = "rolled_back", True
 
     def _saved(self) -> dict[str, str]:
         return {host: s.saved for host, s in self.sessions.items() if s.saved}
@@ -280,9 +370,36 @@ def _ospf_full(driver: NetworkDriver, far_address: str) -> bool:
     return any(far_address in line.split() and "Full" in line for line in out.splitlines())
 
 
+_ADDRESS = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d./])")
+
+
+def next_hops(show_route: str) -> set[str]:
+    r"""Next-hop addresses in `show ip route PREFIX` output (FRR and IOS), compared whole, never as text.
+
+    The prefix itself (with its /len) and IOS's advertising router (`from A.B.C.D`) are not next hops.
+
+    >>> out = "Routing entry for 10.31.1.0/24\n  Known via \"static\", distance 1, metric 0, best\n  * 10.30.255.13, via eth1, weight 1\n"
+    >>> sorted(next_hops(out))
+    ['10.30.255.13']
+    >>> "10.30.255.1" in next_hops(out)
+    False
+    >>> sorted(next_hops("  * 10.1.1.2, from 10.1.1.9, 00:00:10 ago, via GigabitEthernet0/1\n"))
+    ['10.1.1.2']
+    """
+    hops = set()
+    for line in show_route.splitlines():
+        if line.lstrip().startswith("Routing entry for"):
+            continue
+        for match in _ADDRESS.finditer(line):
+            if line[:match.start()].rstrip().endswith("from"):
+                continue
+            hops.add(match.group(1))
+    return hops
+
+
 def _route_via(driver: NetworkDriver, prefix: str, via: str) -> bool:
     out = driver.cli([f"show ip route {prefix}"])[f"show ip route {prefix}"]
-    return f"via {via}" in out or via in out
+    return via in next_hops(out)
 
 
 def _ping(driver: NetworkDriver, target: str) -> bool:
