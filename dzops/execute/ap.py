@@ -81,6 +81,7 @@ class _Ap:
     port_commands: list[str] = field(default_factory=list)
     port_undo: list[str] = field(default_factory=list)
     applied: bool = False
+    restart_sent: bool = False  # hostapd was told to restart: it may run the new files, whatever came back
     skip: bool = False  # failed in plan or preflight: untouched
 
     def fail(self, status: str, error: str) -> None:
@@ -255,6 +256,7 @@ class ApRun:
                 ap.result.data["switch_port"]["status"] = "changed"
             refused = None
             if ap.restart:
+                ap.restart_sent = True
                 refused = ap.driver.restart(start=True)
                 ap.result.data["restarted"] = True
             if refused:
@@ -266,7 +268,7 @@ class ApRun:
                 return
             self._report(ap, "applied and verified")
         except DeviceError as exc:
-            self._restore(ap, str(exc))
+            self._restore(ap, str(exc), dropped=isinstance(exc, ConnectionFailed))
 
     def _bss_ok(self, ap: _Ap, state: Any) -> tuple[bool, list[str], str | None]:
         passed: list[str] = []
@@ -306,21 +308,61 @@ class ApRun:
                 return failed
             time.sleep(1)
 
-    def _restore(self, ap: _Ap, reason: str) -> None:
-        """Put back the saved files, bridges, hostapd state and switch port."""
-        saved = ap.saved
-        errors = []
+    def _reconnect(self, ap: _Ap) -> str | None:
+        """A fresh SSH session to the AP in place of a dead one; returns why it failed, if it did."""
         try:
-            if ap.file_changes:
-                ap.driver.write_files({p: (saved.files.get(p), file_mode(p)) for p in ap.file_changes})
-            if ap.master_changes:
-                ap.driver.set_masters({i: saved.masters.get(i) for i in ap.master_changes})
-            if ap.result.data.get("restarted"):
-                refused = ap.driver.restart(start=saved.running)
-                if refused:
-                    errors.append(f"hostapd refused the saved files too: {refused}")
+            ap.driver.close()
+        except Exception:  # noqa: BLE001 - closing a dead session may fail in any way; it is gone anyway
+            log.debug("%s: closing the dead session failed", ap.name, exc_info=True)
+        try:
+            driver: Any = driver_for(ap.device.platform, credentials(self.inventory, ap.device))
+            driver.open()
         except DeviceError as exc:
-            errors.append(str(exc))
+            return f"cannot reconnect to restore: {exc}"
+        ap.driver = driver
+        self.progress(ap.name, "SSH session lost: reconnected to restore")
+        return None
+
+    def _put_back(self, ap: _Ap) -> list[str]:
+        """Saved files, bridges and hostapd state back on the AP (each step is safe to repeat)."""
+        saved = ap.saved
+        if ap.file_changes:
+            ap.driver.write_files({p: (saved.files.get(p), file_mode(p)) for p in ap.file_changes})
+        if ap.master_changes:
+            ap.driver.set_masters({i: saved.masters.get(i) for i in ap.master_changes})
+        if ap.restart_sent:
+            refused = ap.driver.restart(start=saved.running)
+            if refused:
+                return [f"hostapd refused the saved files too: {refused}"]
+        return []
+
+    def _restore(self, ap: _Ap, reason: str, *, dropped: bool = False) -> None:
+        """Put back the saved files, bridges, hostapd state and switch port.
+
+        A session that dropped (during the apply or the restore) is never reused: the restore gets
+        one fresh connection.
+        """
+        errors: list[str] = []
+        reconnected = False
+        if dropped:
+            reconnected = True
+            failure = self._reconnect(ap)
+            if failure:
+                errors.append(failure)
+        while not errors:
+            try:
+                errors += self._put_back(ap)
+                break
+            except ConnectionFailed as exc:
+                if reconnected:
+                    errors.append(str(exc))
+                    break
+                reconnected = True
+                failure = self._reconnect(ap)
+                if failure:
+                    errors.append(failure)
+            except DeviceError as exc:
+                errors.append(str(exc))
         if ap.port_commands and ap.result.data["switch_port"]["status"] == "changed":
             try:
                 self.switches[ap.port.switch].driver.apply_bridge_commands(ap.port_undo)  # type: ignore[union-attr]
