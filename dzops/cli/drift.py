@@ -48,11 +48,24 @@ def _ap_intent(inventory: Any, device: Any) -> dict[str, str] | None:
 
 def drift(
     ctx: typer.Context,
+    hosts_arg: Annotated[list[str] | None, typer.Argument(
+        metavar="HOST", help="Only these devices (names or patterns); with --remediate, the devices to put back.")
+    ] = None,
     email: Annotated[bool, typer.Option("--email", help="Send the report to the inventory's mail recipients.")] = False,
+    remediate: Annotated[bool, typer.Option(
+        "--remediate", help="Put drifted devices back to their intended config: preflight, replace, verify, "
+                            "roll back on failure (routers).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="With --remediate: show the commands; change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="With --remediate: also print the commands applied.")] = False,
+    verify_timeout: Annotated[float, typer.Option(
+        help="With --remediate: seconds to wait for a device's WAN links to verify.")] = 90.0,
     limit: LimitOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Report configuration drift per site and device; exit DRIFT_FOUND when there is any."""
+    """Report configuration drift per site and device; exit DRIFT_FOUND when there is any.
+
+    With --remediate: exit 0 when every device is as intended afterwards, 4 when one failed (and
+    was rolled back), 5 when one was unreachable; with --check, 6 when something would change."""
     from dzops.exceptions import DzopsError, MailError, UsageError
     from dzops.report import drift as report
     from dzops.report.scrub import inventory_secrets
@@ -60,11 +73,20 @@ def drift(
 
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
+    if remediate:
+        if email:
+            raise UsageError("--email and --remediate do not go together: run `dzops drift --email` after")
+        _remediate(settings, inventory, _selected(inventory, hosts_arg, limit or settings.limit),
+                   named=bool(hosts_arg), check=check or settings.check, diff=diff or settings.diff,
+                   as_json=settings.json or json_output, verify_timeout=verify_timeout)
+        return
+    if check or diff:
+        raise UsageError("--check and --diff go with --remediate (a drift report changes no device)")
     if inventory.report_dir is None:
         raise UsageError(f"{inventory.root}: report_dir is not set (group_vars/all)")
     if email and inventory.mail is None:
         raise UsageError(f"{inventory.root}: --email needs the 'mail' settings (group_vars/all)")
-    hosts = select_hosts(inventory, limit or settings.limit)
+    hosts = _selected(inventory, hosts_arg, limit or settings.limit)
     report_dir = inventory.report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now().astimezone()
@@ -161,3 +183,81 @@ def drift(
         raise typer.Exit(ExitCode.DRIFT_FOUND)
     if result.unreachable:
         raise typer.Exit(ExitCode.UNREACHABLE)
+
+
+def _selected(inventory: Any, names: list[str] | None, limit: str | None) -> list[str]:
+    """The devices named on the command line (all when none), narrowed by --limit."""
+    hosts = select_hosts(inventory, ",".join(names) if names else None)
+    if limit:
+        allowed = set(select_hosts(inventory, limit))
+        hosts = [h for h in hosts if h in allowed]
+    return hosts
+
+
+def _remediate(settings: Settings, inventory: Any, hosts: list[str], *, named: bool, check: bool, diff: bool,
+               as_json: bool, verify_timeout: float) -> None:
+    """`drift --remediate`: each selected device with an intended config, put back through the safe path."""
+    from dzops.cli.exit_codes import exit_code_for_results
+    from dzops.exceptions import UsageError
+    from dzops.execute.remediate import remediate
+    from dzops.report import drift as report
+    from dzops.report.scrub import inventory_secrets, scrub
+
+    intended = report.intended_frr_configs(inventory, hosts)
+    refused = [h for h in hosts if h not in intended]
+    if named:
+        for host in refused:
+            say(f"dzops: {host}: not remediated: no intended config for {inventory.devices[host].function} "
+                f"(only routers have one; drift reports its out-of-band changes)")
+    elif refused:
+        say(f"dzops: {len(refused)} device(s) without an intended config left alone (switches, access points, "
+            f"servers: drift reports their out-of-band changes)")
+    if not intended:
+        raise UsageError("nothing to remediate: none of the selected devices has an intended config (routers do)")
+    say(f"dzops: drift --remediate {'(check) ' if check else ''}{len(intended)} device(s)")
+    results = remediate(inventory, intended, check=check, verify_timeout=verify_timeout,
+                        progress=lambda subject, message: say(f"  {subject}: {message}"))
+    secrets = inventory_secrets(inventory)
+    rows = []
+    for r in results:
+        site = inventory.devices[r.host].site
+        finding = report.intended_finding(r.host, site, tuple(r.data["remove"]), tuple(r.data["add"]), "frr",
+                                          secrets)
+        error_text = scrub(r.error, "linux", secrets) if r.error else None
+        rows.append({"host": r.host, "site": site, "status": r.status, "changed": r.changed,
+                     "rolled_back": bool(r.data.get("rolled_back")), "error": error_text,
+                     "commands": list(finding.commands) if finding else [],
+                     "checks": r.data.get("checks", []), "not_checked": r.data.get("not_checked", [])})
+    changed = [r.host for r in results if r.changed]
+    if changed and not check:
+        _record_remediation(inventory, changed)
+    if as_json:
+        emit_json({"remediate": True, "check": check, "refused": refused, "devices": rows})
+    else:
+        for row in rows:
+            state = "would change" if check and row["commands"] else row["status"]
+            emit_text(f"{row['host']:<28} {state:<12}" + (f"  [{row['error']}]" if row["error"] else ""))
+            if row["commands"] and (check or diff):
+                emit_text("\n".join(f"    {c}" for c in row["commands"]))
+            for note in row["not_checked"]:
+                say(f"  {row['host']}: link not checked: {note}")
+    code = exit_code_for_results([r.status for r in results])
+    if code:
+        raise typer.Exit(code)
+    if check and any(row["commands"] for row in rows):
+        raise typer.Exit(ExitCode.DRIFT_FOUND)
+
+
+def _record_remediation(inventory: Any, hosts: list[str]) -> None:
+    """Back up what remediation left, and let the next drift report measure from there: a change
+    dzops made is not an out-of-band change."""
+    if inventory.backup_repository is None:
+        return
+    from dzops.report.store import head
+
+    collect_and_store(inventory, hosts, kind="remediation", when=dt.datetime.now().astimezone())
+    tip = head(inventory.backup_repository)
+    report_dir = inventory.report_dir
+    if tip and report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        _save_state(report_dir, {**_load_state(report_dir), **{host: tip for host in hosts}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -160,14 +161,32 @@ def running_stanzas(config: str, ifname: str, far_address: str) -> list[str]:
     return kept
 
 
+def intended_router_configs(inventory: Inventory, hosts: Iterable[str]) -> dict[str, str]:
+    """The whole intended frr.conf of each FRR router among `hosts`: what drift compares with and
+    `drift --remediate` applies.
+
+    Every declared link is in place, written back or not: its subnet is the deterministic
+    allocation, the same `lab up --configured` renders and provision-wan writes back once verified.
+    """
+    from dzops.plan.intended import frr_config
+    from dzops.platforms import PLATFORMS
+
+    ends = wan_ends(inventory)
+    return {host: frr_config(inventory, inventory.devices[host], ends) for host in hosts
+            if PLATFORMS[inventory.devices[host].platform].config_syntax == "frr"
+            and inventory.devices[host].function == "routers"}
+
+
 def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozenset[str] = frozenset(),
              running: dict[str, str] | None = None) -> WanPlan:
     """Candidates for the routers at either end of the links in scope.
 
     A router's candidate carries the links in scope plus the links already provisioned (those
-    with a subnet in the inventory), so a run on one link never removes another. An excluded
-    link that was already provisioned keeps its current stanza from `running` (host -> saved
-    running config): a run never tears down a circuit it could not check.
+    with a subnet in the inventory), so a run on one link never removes another. Any other link
+    of the router (excluded from this run, or declared but neither provisioned nor in scope)
+    keeps its current stanza from `running` (host -> saved running config): a run never tears
+    down a circuit it could not check, nor one that is intended but not its business (a lab
+    built `--configured` carries every declared link before any subnet is written back).
     """
     from dzops.plan.intended import frr_config
     from dzops.platforms import PLATFORMS
@@ -176,21 +195,16 @@ def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozens
     allocation = allocate_subnets(inventory.wan_links, inventory.address_pools.wan)
     active = set(active_scope) | {link.name for link in inventory.wan_links if link.subnet is not None}
     active -= set(exclude)
-    ends = {host: [e for e in host_ends if e.link in active]
-            for host, host_ends in wan_ends(inventory, allocation).items()}
+    all_ends = wan_ends(inventory, allocation)
+    ends = {host: [e for e in host_ends if e.link in active] for host, host_ends in all_ends.items()}
     # Only routers with a link this run works on get a candidate: a router whose every link was
     # excluded is left exactly as it is.
     hosts = {end.host for name in active_scope for end in (inventory.wan_link(name).a, inventory.wan_link(name).b)}
     kept: dict[str, list[str]] = {}
-    for name in exclude:
-        link = inventory.wan_link(name)
-        if link.subnet is None:
-            continue
-        for end in wan_ends(inventory, allocation).get(link.a.host, []) + wan_ends(inventory, allocation).get(
-                link.b.host, []):
-            if end.link == name and running and end.host in running:
-                kept.setdefault(end.host, []).extend(running_stanzas(running[end.host], end.ifname,
-                                                                     str(end.far_address)))
+    for host in sorted(hosts):
+        for end in all_ends.get(host, []):
+            if end.link not in active and running and host in running:
+                kept.setdefault(host, []).extend(running_stanzas(running[host], end.ifname, str(end.far_address)))
     candidates = {
         host: frr_config(inventory, inventory.devices[host], ends, kept.get(host, []))
         for host in sorted(hosts)

@@ -2,8 +2,9 @@
 
 Three kinds of finding per device:
 - `intended`: the running configuration differs from the one rendered from the inventory; the
-  finding carries the remediation (for FRR: exactly the lines `frr-reload` would delete and add;
-  applying the intended config with the driver's `load_replace_candidate` performs them);
+  finding carries the remediation as the CLI session an officer would type (built from what
+  `frr-reload` would delete and add; `dzops drift --remediate` applies the intended config with
+  the driver's `load_replace_candidate`, which performs exactly that);
 - `out-of-band`: a backed-up file changed since the previous drift run (or backup), with its diff
   and when a backup first noticed it;
 - `unreachable` / `failed`: the device could not be checked.
@@ -38,13 +39,14 @@ class Finding:
     detail: str = ""  # a diff, the remediation, or an error message
     path: str | None = None  # the file concerned, if any
     noticed: str | None = None  # ISO time a backup first recorded an out-of-band change
+    commands: tuple[str, ...] = ()  # the remediation as typed at the device's CLI (intended findings)
 
     @property
     def severity(self) -> Severity:
         return SEVERITY_OF[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "severity": self.severity}
+        return {**asdict(self), "commands": list(self.commands), "severity": self.severity}
 
 
 @dataclass
@@ -111,36 +113,46 @@ class DriftReport:
 
 
 # -- findings ---------------------------------------------------------------------------------------
-def remediation_lines(remove: Iterable[str], add: Iterable[str]) -> str:
-    """The remediation as config lines, removals first (the order frr-reload applies them).
-
-    >>> print(remediation_lines(["ip route 10.9.0.0/16 10.30.255.2"], ["interface eth1", " ip ospf passive"]))
-    - ip route 10.9.0.0/16 10.30.255.2
-    + interface eth1
-    +  ip ospf passive
-    """
-    return "\n".join([f"- {line}" for line in remove] + [f"+ {line}" for line in add])
+def _scrub_commands(commands: list[str], syntax: str, secrets: list[str]) -> list[str]:
+    """Scrub each command as the config line it sets: the rules are anchored at the keyword, after `no `."""
+    clean = []
+    for command in commands:
+        body = command.lstrip()
+        indent = command[:len(command) - len(body)]
+        negated = body.startswith("no ")
+        line = scrub(indent + body.removeprefix("no "), syntax, secrets)
+        clean.append(line[:len(indent)] + "no " + line[len(indent):] if negated else line)
+    return clean
 
 
 def intended_finding(host: str, site: str, remove: tuple[str, ...], add: tuple[str, ...],
                      syntax: str = "frr", secrets: Iterable[str] = ()) -> Finding | None:
     """A finding when running and intended differ (None when they agree).
 
+    `remove` and `add` are the config-replace delta as the driver reports it (frr-reload's lines);
+    the finding shows them as the commands to type.
+
     >>> intended_finding("r1", "hq", (), ()) is None
     True
-    >>> f = intended_finding("r1", "hq", ("ip route 10.9.0.0/16 10.30.255.2",), ())
-    >>> f.title, f.detail
-    ('running config differs from intended: 1 line(s) to remove, 0 to add', '- ip route 10.9.0.0/16 10.30.255.2')
+    >>> f = intended_finding("r1", "hq", (), ("no ip route 10.9.0.0/16 10.30.255.2",))
+    >>> f.title
+    'running config differs from intended: 1 line(s) to remove, 0 to add'
+    >>> print(f.detail)
+    configure terminal
+    no ip route 10.9.0.0/16 10.30.255.2
+    end
+    write memory
     """
-    if not remove and not add:
+    from dzops.plan.remediation import count_changes, remediation_commands
+
+    commands = remediation_commands(remove, add, syntax)
+    if not commands:
         return None
-    # Scrub the config lines before the +/- marks: the rules are anchored at the line start.
-    secrets = list(secrets)
-    clean_remove = scrub("\n".join(remove), syntax, secrets).splitlines()
-    clean_add = scrub("\n".join(add), syntax, secrets).splitlines()
+    commands = _scrub_commands(commands, syntax, list(secrets))
+    removals, additions = count_changes(commands)
     return Finding(host=host, site=site, kind="intended",
-                   title=f"running config differs from intended: {len(remove)} line(s) to remove, {len(add)} to add",
-                   detail=remediation_lines(clean_remove, clean_add))
+                   title=f"running config differs from intended: {removals} line(s) to remove, {additions} to add",
+                   detail="\n".join(commands), commands=tuple(commands))
 
 
 def file_diff(path: str, intended: str, running: str) -> str:
@@ -207,14 +219,17 @@ def build_report(*, dzongkhag: str, generated: dt.datetime, baseline: str | None
 def _environment(html: bool) -> Any:
     import jinja2
 
+    from dzops.plan.remediation import command_role
     from dzops.plan.render import TEMPLATES_DIR
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         autoescape=html,  # config lines hold '<' and '&': the HTML report must escape them
     )
+    env.filters["command_role"] = command_role
+    return env
 
 
 def subject(report: DriftReport) -> str:
@@ -242,19 +257,12 @@ def render_html(report: DriftReport) -> str:
 
 # -- intent -----------------------------------------------------------------------------------------
 def intended_frr_configs(inventory: Any, hosts: Iterable[str]) -> dict[str, str]:
-    """The whole intended frr.conf of each FRR router among `hosts`, with the WAN links in place.
+    """The whole intended frr.conf of each FRR router among `hosts`, with every declared WAN link.
 
-    Only links with a subnet in the inventory are in place (provision-wan records the subnet once a
-    link is verified): a link still to provision is not drift.
+    A declared link is intended whether or not provision-wan has written its subnet back yet:
+    the subnet is the one `dzops.plan.wan` allocates, the same that `lab up --configured` and
+    provision-wan use.
     """
-    from dzops.plan.intended import frr_config
-    from dzops.plan.wan import allocate_subnets, wan_ends
-    from dzops.platforms import PLATFORMS
+    from dzops.plan.wan import intended_router_configs
 
-    provisioned = {link.name for link in inventory.wan_links if link.subnet is not None}
-    allocation = allocate_subnets(inventory.wan_links, inventory.address_pools.wan)
-    ends = {host: [e for e in host_ends if e.link in provisioned]
-            for host, host_ends in wan_ends(inventory, allocation).items()}
-    return {host: frr_config(inventory, inventory.devices[host], ends) for host in hosts
-            if PLATFORMS[inventory.devices[host].platform].config_syntax == "frr"
-            and inventory.devices[host].function == "routers"}
+    return intended_router_configs(inventory, hosts)

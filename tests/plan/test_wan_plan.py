@@ -106,3 +106,60 @@ def test_excluded_provisioned_link_keeps_its_running_stanza(inventory):
     hq = plan.candidates["punakha-hq-rtr1"]
     assert "interface eth9\n description old circuit\n ip address 10.30.255.33/30\nexit" in hq
     assert "to gewog-talo-rtr1" not in hq  # the new intent for the excluded link is not applied
+
+
+# -- one intent for lab --configured, provision-wan and drift ----------------------------------------
+def _with_subnets(inventory, subnets):
+    return inventory.model_copy(update={"wan_links": tuple(
+        link.model_copy(update={"subnet": IPv4Network(subnets[link.name])}) if link.name in subnets else link
+        for link in inventory.wan_links)})
+
+
+def test_drift_intends_every_declared_link_before_any_subnet_is_written_back(inventory):
+    from dzops.plan.wan import intended_router_configs
+
+    assert all(link.subnet is None for link in inventory.wan_links)  # the shipped sample
+    configs = intended_router_configs(inventory, list(inventory.devices))
+    assert sorted(configs) == sorted(h for h, d in inventory.devices.items() if d.function == "routers")
+    hq = configs["punakha-hq-rtr1"]
+    for link in inventory.wan_links:
+        assert f"to {link.b.host} {link.b.ifname}" in hq
+    assert " ip address 10.30.255.34/30" in configs["gewog-talo-rtr1"]
+
+
+@pytest.mark.parametrize("written", [(), ("hq-talo",), ("hq-barp", "hq-talo", "hq-toewang")],
+                         ids=["none", "one", "some"])
+def test_writing_back_the_allocated_subnets_changes_no_intended_config(inventory, written):
+    from dzops.plan.wan import intended_router_configs
+
+    allocation = allocate_subnets(inventory.wan_links, inventory.address_pools.wan)
+    before = intended_router_configs(inventory, list(inventory.devices))
+    after = intended_router_configs(_with_subnets(inventory, {n: str(allocation[n]) for n in written}),
+                                    list(inventory.devices))
+    assert after == before
+
+
+def test_lab_configured_renders_exactly_what_drift_intends(inventory, tmp_path):
+    from dzops.lab.from_inventory import spec_from_inventory
+    from dzops.plan.wan import intended_router_configs
+
+    spec = spec_from_inventory(inventory, "dzd", state_root=tmp_path, configured=True)
+    routers = {n.name: n.frr_config for n in spec.nodes if inventory.devices[n.name].function == "routers"}
+    assert len(routers) == 12
+    assert routers == intended_router_configs(inventory, list(routers))
+    factory = spec_from_inventory(inventory, "dzd", state_root=tmp_path)
+    assert all("ip ospf network point-to-point" not in n.frr_config for n in factory.nodes
+               if n.name in routers)
+
+
+def test_a_run_on_one_link_keeps_other_declared_links_that_are_running(inventory):
+    # A lab built --configured carries every declared link before any subnet is written back:
+    # provisioning one of them must not take the others down.
+    from dzops.plan.wan import intended_router_configs
+
+    running = intended_router_configs(inventory, ["punakha-hq-rtr1"])
+    plan = plan_wan(inventory, ["hq-talo"], running=running)
+    hq = plan.candidates["punakha-hq-rtr1"]
+    for link in inventory.wan_links:
+        assert f"to {link.b.host} {link.b.ifname}" in hq
+    assert hq.count("interface eth") == running["punakha-hq-rtr1"].count("interface eth")

@@ -20,25 +20,37 @@ def _device(host: str, site: str, *findings: report.Finding, status: str = "ok")
                                findings=list(findings))
 
 
-@pytest.mark.parametrize(("remove", "add", "title"), [
-    ((), (), None),
-    (("ip route 10.9.0.0/16 10.30.255.2",), (), "1 line(s) to remove, 0 to add"),
-    ((), ("interface eth1", " ip ospf passive"), "0 line(s) to remove, 2 to add"),
-], ids=["agree", "extra-route", "missing-lines"])
-def test_intended_finding_carries_the_remediation(remove, add, title) -> None:
+@pytest.mark.parametrize(("remove", "add", "title", "commands"), [
+    ((), (), None, []),
+    # frr-reload puts the removal of a static route among its additions, already negated
+    ((), ("no ip route 10.9.0.0/16 10.30.255.2",), "1 line(s) to remove, 0 to add",
+     ["configure terminal", "no ip route 10.9.0.0/16 10.30.255.2", "end", "write memory"]),
+    ((), ("interface eth1", " ip ospf passive"), "0 line(s) to remove, 1 to add",
+     ["configure terminal", "interface eth1", " ip ospf passive", "exit", "end", "write memory"]),
+    (("interface eth1", " no description hand edited", "interface eth1", " no ip ospf cost 20"),
+     ("interface eth1", " description LAN"), "2 line(s) to remove, 1 to add",
+     ["configure terminal", "interface eth1", " no description hand edited", " no ip ospf cost 20",
+      " description LAN", "exit", "end", "write memory"]),
+], ids=["agree", "extra-route", "missing-lines", "changed-description"])
+def test_intended_finding_carries_the_commands_to_type(remove, add, title, commands) -> None:
     finding = report.intended_finding("r1", "hq", remove, add)
     if title is None:
         assert finding is None
         return
     assert finding is not None and finding.severity == "high" and title in finding.title
-    assert finding.detail.splitlines() == [f"- {x}" for x in remove] + [f"+ {x}" for x in add]
+    assert list(finding.commands) == commands and finding.detail.splitlines() == commands
+    assert finding.to_dict()["commands"] == commands
+    assert not any(line.startswith(("- ", "+ ")) for line in finding.detail.splitlines())
 
 
 def test_intended_finding_never_shows_a_secret() -> None:
-    finding = report.intended_finding("r1", "hq", (), (" ip ospf authentication-key OspfK3y", "banner Druk-Net-X"),
+    finding = report.intended_finding("r1", "hq", ("interface eth0", " no ip ospf authentication-key Old-K3y"),
+                                      ("interface eth0", " ip ospf authentication-key OspfK3y", "banner Druk-Net-X"),
                                       secrets=["Druk-Net-X"])
-    assert finding is not None and "OspfK3y" not in finding.detail and "Druk-Net-X" not in finding.detail
-    assert finding.detail.count(MARKER) == 2
+    assert finding is not None
+    assert not any(s in finding.detail or s in str(finding.commands) for s in ("OspfK3y", "Old-K3y", "Druk-Net-X"))
+    assert finding.detail.count(MARKER) == 3
+    assert f" no ip ospf authentication-key {MARKER}" in finding.commands
 
 
 @pytest.mark.parametrize(("intended", "running", "titles"), [
@@ -98,7 +110,7 @@ def test_text_report_lists_each_finding_per_site() -> None:
     assert "devices with drift     1" in text
     assert text.index("Site Punakha HQ") < text.index("Site Talo") < text.index("Site barp")
     assert "[HIGH] intended: running config differs from intended" in text
-    assert "+ no ip route 10.99.0.0/16 10.30.255.33" in text
+    assert "\n      configure terminal\n      no ip route 10.99.0.0/16 10.30.255.33\n      end\n      write memory\n" in text
     assert "(noticed 2026-01-05T01:30:00+06:00)" in text
     assert "[HIGH] unreachable: not checked: cannot reach" in text
     assert "punakha-hq-rtr1 (frr): as intended, no change" in text
@@ -109,7 +121,8 @@ def test_html_report_escapes_config_text_and_shows_counts_first() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert html.index("devices with drift") < html.index("<h2>Punakha HQ</h2>") < html.index("<h2>Talo</h2>")
     assert html.count('class="sev sev-high"') >= 2 and 'class="sev sev-medium"' in html
-    assert '<span class="add">+ no ip route 10.99.0.0/16 10.30.255.33</span>\n</pre>' in html  # lines stay lines
+    assert '<span class="del">no ip route 10.99.0.0/16 10.30.255.33</span>\n' in html  # lines stay lines
+    assert '<pre class="commands">' in html
 
 
 # -- the backup repository ------------------------------------------------------------------------

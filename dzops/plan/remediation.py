@@ -1,0 +1,204 @@
+"""Remediation as the commands an officer would type at the device's CLI.
+
+A config-replace driver reports what it would change in its own shape; FRR's frr-reload prints
+"Lines To Delete" (already in their `no` form) and "Lines To Add", repeating each context line
+before every sub-line, and puts some removals (`no ip route ...`) among the additions. People
+need a `configure terminal` session instead: each context entered once, its removals before its
+additions, left with `exit`, the session closed with `end` and saved.
+
+Pure text in, text out: no device, no secrets handling (the report scrubs what it shows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# Lines that open a configuration context in IOS-like syntaxes (FRR's vtysh, IOS).
+CONTEXT_KEYWORDS = ("interface ", "router ", "route-map ", "line ", "key chain ", "key ", "vrf ",
+                    "address-family ", "ip vrf ", "bfd", "peer ", "segment-routing", "mpls ")
+# How a session starts and ends per config syntax: (enter, leave, save).
+SESSION = {"frr": ("configure terminal", "end", "write memory"),
+           "ios": ("configure terminal", "end", "write memory")}
+# Lines frr-reload prints that are no command of their own.
+NOISE = ("!", "end", "exit", "exit-vrf", "exit-address-family")
+
+
+def reload_sections(output: str) -> tuple[list[str], list[str]]:
+    """frr-reload's `--test` output split into its "Lines To Delete" and "Lines To Add", lines unchanged.
+
+    >>> reload_sections("\\nLines To Delete\\n===============\\nno hostname x\\n\\nLines To Add\\n============\\nhostname r1\\n")
+    (['no hostname x'], ['hostname r1'])
+    """
+    delete: list[str] = []
+    add: list[str] = []
+    target: list[str] | None = None
+    for line in output.splitlines():
+        if line.strip() in ("Lines To Delete", "Lines To Add"):
+            target = delete if line.strip() == "Lines To Delete" else add
+        elif target is not None and line.strip() and set(line.strip()) != {"="}:
+            target.append(line.rstrip())
+    return delete, add
+
+
+def normalise(command: str) -> str:
+    """One command as typed: a doubled `no` cancels out (removing a `no X` line means typing `X`).
+
+    >>> normalise("no no ipv6 forwarding"), normalise(" no  no bgp default ipv4-unicast"), normalise("no ip route 1")
+    ('ipv6 forwarding', ' bgp default ipv4-unicast', 'no ip route 1')
+    """
+    indent = command[:len(command) - len(command.lstrip())]
+    words = command.split()
+    while words[:2] == ["no", "no"]:
+        words = words[2:]
+    return indent + " ".join(words)
+
+
+def negate(line: str) -> str:
+    """The command that removes a config line: `no X`, or `X` for a line that is itself `no X`.
+
+    >>> negate(" ip ospf cost 20"), negate("no ipv6 forwarding")
+    (' no ip ospf cost 20', 'ipv6 forwarding')
+    """
+    return normalise(line[:len(line) - len(line.lstrip())] + "no " + line.strip())
+
+
+def _exit_for(context: str) -> str:
+    return "exit-address-family" if context.startswith("address-family ") else "exit"
+
+
+def _is_context(line: str) -> bool:
+    return line.strip().startswith(CONTEXT_KEYWORDS)
+
+
+@dataclass
+class _Block:
+    removals: list[str] = field(default_factory=list)
+    additions: list[str] = field(default_factory=list)
+
+
+def _entries(lines: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
+    """(context path, command) pairs from frr-reload-shaped lines: indentation is depth.
+
+    A context line followed by deeper lines is context only; one standing alone is a command of
+    its own (adding or removing a whole context, or a plain top-level line).
+    """
+    cleaned = [line.rstrip() for line in lines
+               if line.strip() and line.strip() not in NOISE and not line.strip().startswith("frr version")]
+    entries: list[tuple[tuple[str, ...], str]] = []
+    path: list[str] = []
+    for i, line in enumerate(cleaned):
+        depth = len(line) - len(line.lstrip())
+        text = line.strip()
+        path = path[:depth]
+        following = cleaned[i + 1] if i + 1 < len(cleaned) else ""
+        if following and len(following) - len(following.lstrip()) > depth:
+            path.append(text)
+            continue
+        entries.append((tuple(path), text))
+    return entries
+
+
+def remediation_commands(remove: Iterable[str], add: Iterable[str], syntax: str = "frr",
+                         save: bool = True) -> list[str]:
+    """The CLI session that turns the running config into the intended one.
+
+    `remove` and `add` are the config-replace delta as frr-reload prints it ("Lines To Delete",
+    already negated, then "Lines To Add"); repeated context lines may be there or collapsed.
+
+    >>> print("\\n".join(remediation_commands(
+    ...     ["interface eth1", " no description hand edited", "interface eth1", " no ip ospf cost 20"],
+    ...     ["no ip route 10.99.0.0/16 blackhole", "interface eth1", " description LAN"])))
+    configure terminal
+    no ip route 10.99.0.0/16 blackhole
+    interface eth1
+     no description hand edited
+     no ip ospf cost 20
+     description LAN
+    exit
+    end
+    write memory
+    >>> remediation_commands([], [])
+    []
+    """
+    enter, leave, write = SESSION.get(syntax, SESSION["frr"])
+    blocks: dict[tuple[str, ...], _Block] = {}
+    top = _Block()
+    seen: set[tuple[tuple[str, ...], str]] = set()
+    for source, removing in ((remove, True), (add, False)):
+        for path, text in _entries(source):
+            command = normalise(text)
+            if (path, command) in seen:
+                continue  # frr-reload may delete and re-add the same line
+            seen.add((path, command))
+            # A `no` line among the additions still takes something away: it goes with the removals.
+            goes = removing or command.startswith("no ")
+            if not path:
+                (top.removals if goes else top.additions).append(command)
+                continue
+            for depth in range(1, len(path)):
+                blocks.setdefault(path[:depth], _Block())
+            block = blocks.setdefault(path, _Block())
+            (block.removals if goes else block.additions).append(command)
+    # A context standing alone among the top-level lines and also entered below needs no line of its own.
+    entered = {path[0] for path in blocks}
+    top.additions = [c for c in top.additions if not (_is_context(c) and c in entered)]
+    if not top.removals and not top.additions and not any(b.removals or b.additions for b in blocks.values()):
+        return []
+
+    session = [enter, *top.removals]
+    open_path: tuple[str, ...] = ()
+
+    def close_to(depth: int) -> None:
+        nonlocal open_path
+        while len(open_path) > depth:
+            session.append(" " * (len(open_path) - 1) + _exit_for(open_path[-1]))
+            open_path = open_path[:-1]
+
+    for path, block in blocks.items():
+        common = 0
+        while common < min(len(path), len(open_path)) and path[common] == open_path[common]:
+            common += 1
+        close_to(common)
+        for depth in range(common, len(path)):
+            session.append(" " * depth + path[depth])
+        open_path = path
+        indent = " " * len(path)
+        session += [indent + c for c in block.removals + block.additions]
+    close_to(0)
+    for command in top.additions:
+        session.append(command)
+        if _is_context(command) and not command.startswith("no "):
+            session.append(_exit_for(command))  # an empty context: entered and left again
+    session.append(leave)
+    if save:
+        session.append(write)
+    return session
+
+
+def command_role(command: str) -> str:
+    """What one line of a remediation session does: `remove`, `add`, `context` or `session`.
+
+    >>> [command_role(c) for c in ("configure terminal", "interface eth1", " no description x", " description y",
+    ...                            "exit", "no ip route 10.9.0.0/16 blackhole", "end", "write memory")]
+    ['session', 'context', 'remove', 'add', 'context', 'remove', 'session', 'session']
+    """
+    body = command.strip()
+    if body in {word for words in SESSION.values() for word in words}:
+        return "session"
+    if body.startswith("no "):
+        return "remove"
+    if body in NOISE or _is_context(body):
+        return "context"
+    return "add"
+
+
+def count_changes(commands: Iterable[str]) -> tuple[int, int]:
+    """(commands that take something away, commands that put something in), contexts excluded.
+
+    >>> count_changes(["configure terminal", "interface eth1", " no description x", " description y", "exit",
+    ...                "no ip route 10.9.0.0/16 blackhole", "end", "write memory"])
+    (2, 1)
+    """
+    roles = [command_role(c) for c in commands]
+    return roles.count("remove"), roles.count("add")
