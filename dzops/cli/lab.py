@@ -69,6 +69,28 @@ def up(
         say("dzops: some lab nodes are not healthy (see above)")
         raise typer.Exit(ExitCode.LAB_ERROR)
     say(f"dzops: lab '{lab.spec.prefix}' is up: {len(lab.spec.nodes)} nodes, {len(lab.spec.links)} links")
+    if configured:
+        _configure_access_points(inventory, {n.name for n in lab.spec.nodes})
+
+
+def _configure_access_points(inventory: Any, nodes: set[str]) -> None:
+    """APs reach their intended state the way an officer gets them there: the real provision-ap run
+    (save, apply, verify with hostapd_cli, restore on failure), not files the lab drops in place."""
+    from dzops.execute.ap import provision_ap
+    from dzops.plan.ap import access_points_in_scope
+
+    scope = [ap for ap in access_points_in_scope(inventory) if ap in nodes]
+    if not scope:
+        return
+    say(f"dzops: provision-ap {len(scope)} access point(s) to their intended state")
+    results = provision_ap(inventory, scope, verify_timeout=120,
+                           progress=lambda subject, message: say(f"  {subject}: {message}"))
+    failed = [r for r in results if r.status not in ("ok", "changed")]
+    for r in failed:
+        say(f"dzops: {r.host}: {r.status}: {r.error}")
+    if failed:
+        say(f"dzops: {len(failed)} access point(s) did not reach their intended state")
+        raise typer.Exit(ExitCode.LAB_ERROR)
 
 
 @app.command()
