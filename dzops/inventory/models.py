@@ -188,6 +188,8 @@ class MailSettings(Model):
     smtp_host: str
     smtp_port: int = 25
     starttls: bool = False
+    # AUTH without TLS sends the password in clear: only for a server on a trusted local link.
+    insecure_auth: bool = False
     username: str | None = None
     password: SecretStr | None = None
     sender: str
