@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 
@@ -43,9 +44,12 @@ def default_output(inventory: Any, name: str) -> Path:
 
 def diagram(
     ctx: typer.Context,
-    site: Annotated[str | None, typer.Option("--site", help="Only this site (and the far ends of its links).")] = None,
-    formats: Annotated[str, typer.Option("--format", help="Comma list of svg, png, drawio, mermaid.")] = "svg,png,drawio,mermaid",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Directory for the files (default REPORT_DIR/diagrams).")] = None,
+    site: Annotated[str | None, typer.Option(
+        "--site", metavar="SITE", autocompletion=complete.sites, help="Only this site (and the far ends of its links).")] = None,
+    formats: Annotated[str, typer.Option(
+        "--format", metavar="svg|png|drawio|mermaid[,...]", autocompletion=complete.diagram_formats,
+        help="Comma list of svg, png, drawio, mermaid.")] = "svg,png,drawio,mermaid",
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Directory for the files (default REPORT_DIR/diagrams).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Discover LLDP neighbours, merge with the declared links, draw every link by status."""

@@ -12,7 +12,7 @@ from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 def docs(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Directory for the site (default REPORT_DIR/docs).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Directory for the site (default REPORT_DIR/docs).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Sites, devices with facts, IP plan, VLANs, SSIDs (no keys), WAN circuits, diagrams, asset register."""

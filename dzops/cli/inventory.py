@@ -6,11 +6,13 @@ from typing import Annotated
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.exit_codes import ExitCode
+from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
-app = typer.Typer(help="Validate and show the inventory (never contacts a device).", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = DzopsTyper(help="Validate and show the inventory (never contacts a device).", no_args_is_help=True,
+                 rich_markup_mode=None)
 
 
 @app.command()
@@ -40,7 +42,8 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
 @app.command()
 def show(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Argument(help="One host; default: the whole inventory.")] = None,
+    host: Annotated[str | None, typer.Argument(
+        metavar="HOST", autocompletion=complete.hosts, help="One host; default: the whole inventory.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """The resolved inventory (or one host) with every secret masked."""

@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.exit_codes import ExitCode
+from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
-app = typer.Typer(help="Build, inspect and remove the virtual lab of the inventory.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = DzopsTyper(help="Build, inspect and remove the virtual lab of the inventory.", no_args_is_help=True,
+                 rich_markup_mode=None)
 
 PrefixOption = Annotated[str | None, typer.Option(
-    "--prefix", envvar="DZOPS_LAB_PREFIX", help="Name prefix of this lab (two labs need two prefixes).")]
+    "--prefix", envvar="DZOPS_LAB_PREFIX", metavar="PREFIX", help="Name prefix of this lab (two labs need two prefixes).")]
 
 
 def _lab(settings: Settings, prefix: str | None, configured: bool = False) -> tuple[Any, Any]:
@@ -116,8 +118,8 @@ def down(ctx: typer.Context, prefix: PrefixOption = None) -> None:
 @app.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 def exec_(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node (inventory host) name.")],
-    command: Annotated[list[str], typer.Argument(help="Command to run at the node's console.")],
+    node: Annotated[str, typer.Argument(metavar="NODE", autocompletion=complete.hosts, help="Node (inventory host) name.")],
+    command: Annotated[list[str], typer.Argument(metavar="COMMAND", help="Command to run at the node's console.")],
     prefix: PrefixOption = None,
 ) -> None:
     """Run a command on a node as if at its console (an out-of-band change)."""
@@ -134,9 +136,9 @@ def exec_(
 @app.command()
 def link(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node (inventory host) name.")],
-    interface: Annotated[str, typer.Argument(help="Interface on that node.")],
-    state: Annotated[str, typer.Argument(help="up or down")],
+    node: Annotated[str, typer.Argument(metavar="NODE", autocompletion=complete.hosts, help="Node (inventory host) name.")],
+    interface: Annotated[str, typer.Argument(metavar="IFACE", help="Interface on that node.")],
+    state: Annotated[str, typer.Argument(metavar="up|down", autocompletion=complete.link_states, help="up or down")],
     prefix: PrefixOption = None,
 ) -> None:
     """Take a lab link down or up (fault injection)."""

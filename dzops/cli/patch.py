@@ -16,9 +16,9 @@ def patch(
     limit: Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts or groups.")] = None,
     check: Annotated[bool, typer.Option("--check", help="List pending upgrades per host; change nothing.")] = False,
     batch: Annotated[str | None, typer.Option(
-        "--batch", help="Batch sizes, e.g. 1,25% (the last repeats); default: all hosts at once.")] = None,
+        "--batch", metavar="SIZES", help="Batch sizes, e.g. 1,25% (the last repeats); default: all hosts at once.")] = None,
     max_fail: Annotated[str | None, typer.Option(
-        "--max-fail", help="Stop once more than this share of a batch failed, e.g. 10%.")] = None,
+        "--max-fail", metavar="SHARE", help="Stop once more than this share of a batch failed, e.g. 10%.")] = None,
     security_only: Annotated[bool, typer.Option("--security-only", help="Only security updates.")] = False,
     no_reboot: Annotated[bool, typer.Option(
         "--no-reboot", help="Never reboot; report hosts that need one (the lab's servers cannot reboot).")] = False,

@@ -6,28 +6,36 @@ from typing import Annotated
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.exit_codes import exit_code_for_results
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 
 def provision_ap(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Access point names (group access_points).")] = None,
-    site: Annotated[str | None, typer.Option("--site", help="Every access point of this site.")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(
+        metavar="AP", autocompletion=complete.access_points, help="Access point names (group access_points).")] = None,
+    site: Annotated[str | None, typer.Option(
+        "--site", metavar="SITE", autocompletion=complete.sites, help="Every access point of this site.")] = None,
     all_aps: Annotated[bool, typer.Option("--all", help="Every access point of the inventory.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Also print each AP's diff (PSKs masked).")] = False,
-    verify_timeout: Annotated[float, typer.Option(help="Seconds to wait for every SSID to verify.")] = 60.0,
+    verify_timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for every SSID to verify.")] = 60.0,
     json_output: JsonOption = False,
 ) -> None:
     """Save each AP's files, apply, verify with hostapd_cli (every SSID enabled, right SSID/security/VLAN);
-    restore the saved files on failure. A second run changes nothing."""
+    restore the saved files on failure. A second run changes nothing.
+
+    With no AP, --site or --all: every AP and what would change, as `--check --all` shows it."""
     from dzops.exceptions import UsageError
     from dzops.execute.ap import provision_ap as run
     from dzops.plan.ap import access_points_in_scope
 
     settings: Settings = ctx.obj
     check = check or settings.check
+    if not (hosts or site or all_aps):
+        # A bare `dzops provision-ap`, as officers type it: every AP and what would change, touching nothing.
+        all_aps, check = True, True
     if sum(bool(x) for x in (hosts, site, all_aps)) != 1:
         raise UsageError("name access points, or give --site SITE, or --all (exactly one of them)")
     inventory = settings.load_inventory()

@@ -6,18 +6,21 @@ from typing import Annotated
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.exit_codes import exit_code_for_results
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 
 def provision_wan(
     ctx: typer.Context,
-    links: Annotated[list[str] | None, typer.Argument(help="WAN link names (see wan_links).")] = None,
-    site: Annotated[str | None, typer.Option("--site", help="Every link with an end at this site.")] = None,
+    links: Annotated[list[str] | None, typer.Argument(
+        metavar="LINK", autocompletion=complete.links, help="WAN link names (see wan_links).")] = None,
+    site: Annotated[str | None, typer.Option(
+        "--site", metavar="SITE", autocompletion=complete.sites, help="Every link with an end at this site.")] = None,
     all_links: Annotated[bool, typer.Option("--all", help="Every WAN link of the inventory.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Print each device's diff; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Also print the diff when applying.")] = False,
-    verify_timeout: Annotated[float, typer.Option(help="Seconds to wait for a link to verify.")] = 90.0,
+    verify_timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for a link to verify.")] = 90.0,
     json_output: JsonOption = False,
 ) -> None:
     """Save both ends, apply, verify (interface up, OSPF Full or route, pings); roll back on failure."""

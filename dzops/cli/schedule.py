@@ -7,16 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.exit_codes import ExitCode
+from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
-app = typer.Typer(help="Run dzops jobs (patch, drift, backup) from cron, one at a time.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = DzopsTyper(help="Run dzops jobs (patch, drift, backup) from cron, one at a time.", no_args_is_help=True,
+                 rich_markup_mode=None)
 
 # Tests (and careful officers) point this at a file instead of the user's real crontab.
-CrontabOption = Annotated[Path | None, typer.Option("--crontab", envvar="DZOPS_CRONTAB", hidden=True,
+CrontabOption = Annotated[Path | None, typer.Option("--crontab", envvar="DZOPS_CRONTAB", hidden=True, metavar="FILE",
                                                        help="Edit this crontab file instead of the user's crontab.")]
-JobArgument = Annotated[str, typer.Argument(help="patch, drift or backup.")]
+JobArgument = Annotated[str, typer.Argument(metavar="JOB", autocompletion=complete.jobs, help="patch, drift or backup.")]
 
 
 @app.command()
@@ -24,7 +26,7 @@ def install(
     ctx: typer.Context,
     job: JobArgument,
     cron: Annotated[str | None, typer.Option(
-        "--cron", help='Cron schedule, e.g. "0 2 * * 6" (default: the inventory\'s schedules.JOB).')] = None,
+        "--cron", metavar="SCHEDULE", help='Cron schedule, e.g. "0 2 * * 6" (default: the inventory\'s schedules.JOB).')] = None,
     crontab: CrontabOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -57,7 +59,8 @@ def list_(ctx: typer.Context, crontab: CrontabOption = None, json_output: JsonOp
 @app.command()
 def remove(
     ctx: typer.Context,
-    job: Annotated[str | None, typer.Argument(help="Only this job (default: every dzops job).")] = None,
+    job: Annotated[str | None, typer.Argument(
+        metavar="JOB", autocompletion=complete.jobs, help="Only this job (default: every dzops job).")] = None,
     all_inventories: Annotated[bool, typer.Option(
         "--all-inventories", help="Also entries of other inventories.")] = False,
     crontab: CrontabOption = None,

@@ -12,13 +12,17 @@ from typing import Annotated
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
+from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 from dzops.inventory.limit import select_hosts
 
-app = typer.Typer(help="Staff accounts: add, remove, apply everywhere, audit.", no_args_is_help=True)
+app = DzopsTyper(help="Staff accounts: add, remove, apply everywhere, audit.", no_args_is_help=True)
 
-LimitOption = Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts or groups (comma list).")]
+LimitOption = Annotated[str | None, typer.Option(
+    "--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
+    help="Only these hosts or groups (comma list).")]
 
 
 @app.command("add")
@@ -28,8 +32,8 @@ def add(
     name: Annotated[str, typer.Option("--name", help="Full name.")],
     email: Annotated[str, typer.Option("--email", help="Work e-mail address.")],
     role: Annotated[str, typer.Option("--role", help="A role from user_roles (admin, operator, readonly).")],
-    key: Annotated[list[Path], typer.Option("--key", help="SSH public key file (repeatable).")],
-    expires: Annotated[str | None, typer.Option("--expires", help="Last day of access, YYYY-MM-DD.")] = None,
+    key: Annotated[list[Path], typer.Option("--key", metavar="FILE", help="SSH public key file (repeatable).")],
+    expires: Annotated[str | None, typer.Option("--expires", metavar="DATE", help="Last day of access, YYYY-MM-DD.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Add a user to the inventory (nothing changes on devices until `dzops user apply`)."""
@@ -78,7 +82,7 @@ def add(
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    login: Annotated[str, typer.Argument(help="Login to offboard.")],
+    login: Annotated[str, typer.Argument(metavar="LOGIN", autocompletion=complete.users, help="Login to offboard.")],
     json_output: JsonOption = False,
 ) -> None:
     """Mark a user absent; the next `dzops user apply` removes the account everywhere it is found.
