@@ -45,6 +45,10 @@ def backup(
     """Pull every device's configuration in parallel; commit what changed (secrets removed)."""
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
+    if not settings.check:  # a check writes nothing: it waits for nobody
+        from dzops.execute.schedule import job_lock_for
+
+        ctx.with_resource(job_lock_for(inventory.report_dir, "backup"))  # the lock a scheduled backup holds
     hosts = select_hosts(inventory, limit or settings.limit)
     say(f"dzops: backup of {len(hosts)} device(s) into {inventory.backup_repository}")
     backups, result = collect_and_store(

@@ -32,8 +32,10 @@ def _load_state(report_dir: Path) -> dict[str, str]:
 
 
 def _save_state(report_dir: Path, state: dict[str, str]) -> None:
-    path = report_dir / STATE_FILE
-    path.write_text(json.dumps({"hosts": state}, indent=1, sort_keys=True) + "\n")
+    from dzops.state import write_private
+
+    # Atomic: a run cut short never leaves a state file that has lost every host's baseline.
+    write_private(report_dir / STATE_FILE, json.dumps({"hosts": state}, indent=1, sort_keys=True) + "\n")
 
 
 def _ap_intent(inventory: Any, device: Any) -> dict[str, str] | None:
@@ -87,8 +89,11 @@ def drift(
     if email and inventory.mail is None:
         raise UsageError(f"{inventory.root}: --email needs the 'mail' settings (group_vars/all)")
     hosts = _selected(inventory, hosts_arg, limit or settings.limit)
-    report_dir = inventory.report_dir
-    report_dir.mkdir(parents=True, exist_ok=True)
+    from dzops.execute.schedule import job_lock_for
+    from dzops.state import private_dir, write_private
+
+    report_dir = private_dir(inventory.report_dir)
+    ctx.with_resource(job_lock_for(report_dir, "drift"))  # the lock a scheduled drift run holds
     now = dt.datetime.now().astimezone()
     secrets = inventory_secrets(inventory)
 
@@ -154,8 +159,8 @@ def drift(
     html, text = report.render_html(result), report.render_text(result)
     stem = report_dir / f"drift-{now:%Y%m%dT%H%M%S}"
     html_path, text_path = stem.with_suffix(".html"), stem.with_suffix(".txt")
-    html_path.write_text(html)
-    text_path.write_text(text)
+    write_private(html_path, html)
+    write_private(text_path, text)
     if tip:
         _save_state(report_dir, {**state, **{host: tip for host in hosts}})
     say(f"dzops: report saved: {html_path} and {text_path.name}")

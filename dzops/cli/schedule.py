@@ -156,7 +156,10 @@ def _run_other(settings: Settings, job: str) -> tuple[ExitCode, str]:
     if not _command_exists(job):
         raise UsageError(f"`dzops {job}` does not exist in this version yet: nothing to run")
     argv = [sys.executable, "-m", "dzops", "-i", str(settings.inventory), job]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    from dzops.state.lock import held_job_locks
+
+    # The child runs under this run's job lock: it gets the locked descriptor (see dzops.state.lock).
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, pass_fds=held_job_locks())
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     try:

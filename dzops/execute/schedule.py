@@ -2,15 +2,14 @@
 
 Each entry runs `flock -n -E 8 LOCK dzops -i INVENTORY schedule run JOB >> LOG 2>&1`: cron never
 starts a run while the previous one still holds the lock (flock(2)), and `schedule run` itself
-takes an fcntl lock on the same file, so a run started by hand cannot overlap a cron run either.
-(On Linux the two lock kinds are independent, hence both.) Entries are tagged with a comment
+takes the same flock(2) lock (dzops.state.job_lock), adopting the descriptor flock(1) hands down,
+so a run started by hand (`schedule run`, or `dzops backup`/`dzops drift` themselves) cannot
+overlap a cron run either. Entries are tagged with a comment
 `dzops:JOB:INVENTORY`; only tagged entries are ever listed or removed.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dzops.exceptions import AlreadyRunning, UsageError
+from dzops.exceptions import UsageError
+from dzops.state import job_lock
 
 JOBS = ("patch", "drift", "backup")
 TAG = "dzops"
@@ -160,19 +160,17 @@ def remove(job: str | None, inventory: Path | None, tabfile: Path | None = None)
 
 
 @contextmanager
-def run_lock(lock: Path, job: str) -> Iterator[None]:
-    """Hold the job's fcntl lock for the block; AlreadyRunning at once if another run holds it."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            who = f"pid {holder}" if holder.isdigit() else "another run"
-            raise AlreadyRunning(f"{job} is already running ({who} holds {lock})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
+def run_lock(lock: Path, job: str) -> Iterator[int]:
+    """Hold the job's lock (dzops.state.job_lock) for the block; AlreadyRunning at once if another run holds it.
+
+    Yields the locked descriptor: `schedule run` hands it to the job it starts as a child process
+    (`pass_fds`), so the child runs under its parent's lock instead of finding it taken.
+    """
+    with job_lock(lock, job) as fd:
+        yield fd
+
+
+def job_lock_for(report_dir: Path | None, job: str) -> Any:
+    """The lock a scheduled run of `job` holds, for the same job started by hand (`dzops backup`, `dzops drift`)."""
+    lock, _ = job_paths(report_dir, job)
+    return run_lock(lock, job)

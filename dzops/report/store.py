@@ -6,6 +6,9 @@ also lists the devices it could not reach; when nothing changed, there is no com
 devices keep their last backup: a device that did not answer has not lost its configuration.
 
 Local git through subprocess: this touches no device, only the officer's own repository.
+The repository is owner-only (0700, files 0600): scrubbed configurations still map the network.
+A run writes and commits under the repository's lock, so a backup and a drift run never mix
+their files into one commit.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dzops.exceptions import DzopsError
+from dzops.state import file_lock, private_dir, write_private
 
 AUTHOR = ("dzops", "dzops@localhost")
+LOCK_TIMEOUT_S = 600.0  # another run's write and commit: seconds, even for a large Dzongkhag
 
 
 class StoreError(DzopsError):
@@ -70,13 +75,13 @@ def _git(repo: Path, *args: str, check: bool = True, input: str | None = None,
 
 
 def ensure_repository(repo: Path) -> None:
-    """Create the repository if it does not exist yet (an existing one is used as it is)."""
-    if (repo / ".git").exists():
-        return
+    """Create the repository (0700) if it does not exist yet; an existing one is used as it is, made 0700."""
     try:
-        repo.mkdir(parents=True, exist_ok=True)
+        private_dir(repo)
     except OSError as exc:
         raise StoreError(f"cannot create the backup repository {repo}: {exc.strerror}") from None
+    if (repo / ".git").exists():
+        return
     _git(repo, "init", "--quiet", "--initial-branch=main")
     # Commits must succeed on a machine where nobody configured git; identity is per repository.
     _git(repo, "config", "user.name", AUTHOR[0])
@@ -128,6 +133,11 @@ def write_and_commit(repo: Path, snapshots: list[Snapshot], *, kind: str = "back
     """Write the reachable devices' files (replacing their directories) and commit if anything changed."""
     when = when or dt.datetime.now().astimezone()
     ensure_repository(repo)
+    with file_lock(repo, f"backup repository {repo}", timeout=LOCK_TIMEOUT_S):
+        return _write_and_commit(repo, snapshots, kind, when)
+
+
+def _write_and_commit(repo: Path, snapshots: list[Snapshot], kind: str, when: dt.datetime) -> CommitResult:
     previous = head(repo)
     for snap in snapshots:
         if snap.error:
@@ -140,7 +150,7 @@ def write_and_commit(repo: Path, snapshots: list[Snapshot], *, kind: str = "back
             if not path.resolve().is_relative_to(target.resolve()):
                 raise StoreError(f"{snap.host}: refusing to write {name!r} outside {target}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_private(path, text)
     _git(repo, "add", "--all", ".")
     status = _git(repo, "status", "--porcelain", "--no-renames").splitlines()
     changed: dict[str, list[str]] = {}

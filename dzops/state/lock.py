@@ -105,6 +105,12 @@ def _inherited(key: tuple[int, int]) -> int | None:
     return None
 
 
+def held_job_locks() -> tuple[int, ...]:
+    """Descriptors of the job locks this process holds: `pass_fds` for a child that runs under them."""
+    with _guard:
+        return tuple(_held_jobs.values())
+
+
 @contextmanager
 def job_lock(path: Path, job: str) -> Iterator[int]:
     """Hold the lock of a job (patch, drift, backup) for the block, or raise AlreadyRunning at once.
