@@ -8,6 +8,7 @@ report_dir as `patch-<time>[-check].json` and `.txt`, never overwriting an earli
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,16 @@ def save(report: dict[str, Any], report_dir: Path) -> tuple[Path, Path]:
 
     File names carry the start time to the second and a counter, so two runs never share a file.
     """
-    report_dir.mkdir(parents=True, exist_ok=True)
+    from dzops.state import PRIVATE_FILE, private_dir, write_private
+
+    private_dir(report_dir)  # reports name hosts, packages and failures: the owner's only
     stamp = time.strftime("%Y%m%dT%H%M%S")
     suffix = "-check" if report.get("check") else ""
     for n in range(1000):
         base = report_dir / f"patch-{stamp}{suffix}{'' if n == 0 else f'-{n}'}"
         try:
             # O_EXCL claims the name, so concurrent runs (even of two processes) never collide.
-            with open(base.with_suffix(".json"), "x") as handle:
+            with open(base.with_suffix(".json"), "x", opener=lambda p, f: os.open(p, f, PRIVATE_FILE)) as handle:
                 handle.write(json.dumps(report, indent=2) + "\n")
             break
         except FileExistsError:
@@ -97,7 +100,7 @@ def save(report: dict[str, Any], report_dir: Path) -> tuple[Path, Path]:
     else:  # pragma: no cover - a thousand runs in one second
         raise FileExistsError(f"no free report name for {stamp} in {report_dir}")
     text_path = base.with_suffix(".txt")
-    text_path.write_text(render_text(report))
+    write_private(text_path, render_text(report))
     return base.with_suffix(".json"), text_path
 
 

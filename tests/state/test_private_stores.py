@@ -63,3 +63,12 @@ def test_two_runs_at_once_never_mix_into_one_commit(tmp_path: Path, monkeypatch)
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_patch_reports_land_in_a_0700_report_dir_as_0600_files(tmp_path: Path) -> None:
+    from dzops.report.patch import save
+    from tests.report.test_patch_report import _run
+
+    reports = tmp_path / "var" / "reports"
+    json_path, text_path = save(_run().to_dict(), reports)
+    assert (mode(tmp_path / "var"), mode(reports), mode(json_path), mode(text_path)) == (0o700, 0o700, 0o600, 0o600)
