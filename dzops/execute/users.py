@@ -32,7 +32,7 @@ from dzops.plan.users import (
 
 log = logging.getLogger(__name__)
 
-STAFF_UIDS = range(1000, 60000)  # Debian's UID_MIN..UID_MAX: people, not system accounts or nobody
+STAFF_UIDS = range(1000, 60001)  # Debian's UID_MIN..UID_MAX (inclusive, as roles/dz_users): people, not system accounts or nobody
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,34 @@ def check_ssid_profiles(inv: Inventory, w: _Where) -> Iterator[Problem]:
                             w.global_var("ssid_profiles", p.name, "vlan"))
 
 
+# System accounts' names: a staff login must never be one (roles/dz_users refuses them too, from its
+# own list dz_users_reserved, which tests/inventory keeps equal to this one).
+RESERVED_LOGINS = (
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+    "backup", "list", "irc", "gnats", "nobody", "systemd-*", "_*", "Debian-*", "messagebus", "sshd", "frr",
+    "frrvty", "hostapd", "lldpd", "postfix", "ntp", "chrony", "dnsmasq", "statd", "tss", "uuidd", "polkitd",
+)
+
+
+def reserved_login(login: str) -> bool:
+    """Whether a login is a system account's name.
+
+    >>> reserved_login("backup"), reserved_login("systemd-network"), reserved_login("karma")
+    (True, True, False)
+    """
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(login, pattern) for pattern in RESERVED_LOGINS)
+
+
 def check_users(inv: Inventory, w: _Where) -> Iterator[Problem]:
     logins: set[str] = set()
+    service = {d.username for d in inv.devices.values() if d.username}
     for i, user in enumerate(inv.users):
         raw = w.global_var("users", i)
+        if reserved_login(user.login) or user.login in service:
+            yield w.problem(f"login '{user.login}' is a system or service account's name: staff need their own",
+                            None, f"users[{user.login}].login", w.global_var("users", i, "login"))
         if user.role not in inv.user_roles:
             yield w.problem(f"unknown role '{user.role}' (known: {', '.join(sorted(inv.user_roles))})", None,
                             f"users[{user.login}].role", w.global_var("users", i, "role"))

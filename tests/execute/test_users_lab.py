@@ -183,6 +183,109 @@ def test_audit_reports_an_account_made_by_hand(users: Users) -> None:
         lab.exec(server, ["userdel", "--remove", HANDMADE])
 
 
+SYSTEM_LOGIN = "uslabsys"  # made here with `useradd --system`: a uid below 1000, a name no list reserves
+HASH = "$6$uslabSalt$" + "H" * 86  # shaped like a SHA-512 crypt hash
+
+
+def _account_state(users: Users, server: str) -> str:
+    """What the refusals below must leave untouched: the system accounts, their homes, and sudo."""
+    return users.handle.lab.exec(server, ["sh", "-c", f"getent passwd backup {SYSTEM_LOGIN}; getent shadow backup; "
+                                                      "ls -la /var/backups; cat /etc/sudoers.d/dz_users"]).stdout
+
+
+def _run_users_play(users: Users, server: str, **kwargs):
+    from dzops.execute.ansible import run_playbook
+
+    return run_playbook(users.inventory_dir, "users.yml", limit=server, **kwargs)
+
+
+def _plan(server: str, present: list[str], absent: list[str]) -> dict:
+    accounts = [{"login": login, "comment": "Collides", "ssh_keys": [], "sudo": True, "expires": -1,
+                 "password_hash": ""} for login in present]
+    return {"dz_users_plan": {server: {"dz_users_present": accounts, "dz_users_absent": absent}},
+            "dz_users_mode": "apply", "dz_users_hosts": "all"}
+
+
+@pytest.mark.parametrize(("present", "absent", "reason"), [
+    (["backup"], [], "backup: reserved name"),
+    ([], ["backup"], "backup: reserved name"),
+    ([SYSTEM_LOGIN], [], f"{SYSTEM_LOGIN}: uid"),
+    ([], [SYSTEM_LOGIN], f"{SYSTEM_LOGIN}: uid"),
+], ids=["declare-backup", "remove-backup", "declare-system-uid", "remove-system-uid"])
+def test_role_refuses_a_login_that_collides_with_a_system_account(users: Users, present: list[str],
+                                                                  absent: list[str], reason: str) -> None:
+    """Plain Ansible with a plan naming a system account: refused, and the host is left as it was."""
+    lab, server = users.handle.lab, sorted(users.servers)[0]
+    made = lab.exec(server, ["useradd", "--system", "--create-home", "--home-dir", f"/var/lib/{SYSTEM_LOGIN}",
+                             SYSTEM_LOGIN])
+    assert made.returncode == 0, made.stderr
+    try:
+        before = _account_state(users, server)
+        assert SYSTEM_LOGIN in before and f"{ADMIN} ALL=" in before
+        run = _run_users_play(users, server, extravars=_plan(server, present, absent))
+        result = run.hosts[server]
+        assert result.status == "failed", result
+        assert "Refuse system accounts and reserved names" in (result.error or "") and reason in (result.error or "")
+        assert not [e for e in run.host_events(server) if e.task in ("Account", "Sudoers drop-in",
+                                                                      "Account removed (sessions ended, home deleted)")]
+        assert _account_state(users, server) == before
+        assert users.ssh(ADMIN, users.servers[server], "sudo -n true").returncode == 0
+    finally:
+        lab.exec(server, ["userdel", "--remove", SYSTEM_LOGIN])
+
+
+def test_plain_ansible_playbook_without_the_plan_removes_no_sudo(users: Users) -> None:
+    """`ansible-playbook playbooks/users.yml` as anyone would type it: no dzops extra variables."""
+    import ansible_runner
+
+    from dzops.resources import ansible_cfg, playbooks_dir, roles_dir
+
+    before = {server: _account_state(users, server) for server in users.servers}
+    private = users.inventory_dir.parent / "plain-run"
+    private.mkdir(mode=0o700)
+    runner = ansible_runner.run(
+        private_data_dir=str(private), playbook=str(playbooks_dir() / "users.yml"),
+        inventory=str(users.inventory_dir / "hosts.yml"), quiet=True,
+        cmdline=f"--vault-password-file {users.inventory_dir / 'DEMO-ONLY-vault-password.txt'}",
+        envvars={"ANSIBLE_CONFIG": str(ansible_cfg()), "ANSIBLE_ROLES_PATH": str(roles_dir()),
+                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert runner.rc != 0  # refused, loudly
+    failed = {e["event_data"]["host"]: e["event_data"]["task"] for e in runner.events
+              if e.get("event") == "runner_on_failed"}
+    assert failed == {server: "Refuse to run without dzops' plan" for server in users.servers}
+    for server, address in users.servers.items():
+        assert _account_state(users, server) == before[server]
+        assert f"{ADMIN} ALL=" in before[server]
+        assert users.ssh(ADMIN, address, "sudo -n true").returncode == 0, server
+
+
+def test_large_plan_travels_in_a_file_not_on_argv(users: Users) -> None:
+    """More than 128 KiB of plan (the most one argv string may hold) with a hash per account."""
+    server = sorted(users.servers)[0]
+    accounts = [{"login": f"bulk{i:04d}", "comment": f"Bulk {i}", "ssh_keys": [], "sudo": False, "expires": -1,
+                 "password_hash": f"{HASH}{i:04d}"} for i in range(1200)]
+    extravars = {"dz_users_plan": {server: {"dz_users_present": accounts, "dz_users_absent": []}},
+                 "dz_users_mode": "audit", "dz_users_hosts": "all"}
+    assert len(json.dumps(extravars)) > 128 * 1024
+    import tempfile
+
+    runs = Path(tempfile.mkdtemp(prefix="uslab-runs-"))
+    old_tempdir, tempfile.tempdir = tempfile.tempdir, str(runs)
+    try:
+        run = _run_users_play(users, server, extravars=extravars, keep_artifacts=True)
+        (command_file,) = runs.glob("dzops-runner-*/artifacts/*/command")
+        argv = " ".join(json.loads(command_file.read_text())["command"])
+        leftover = [p for p in runs.rglob("*") if p.is_file() and HASH.encode() in p.read_bytes()]
+    finally:
+        tempfile.tempdir = old_tempdir
+        shutil.rmtree(runs, ignore_errors=True)
+    assert run.hosts[server].status == "ok", run.hosts
+    assert run.host_events(server, "Accounts on this host")  # the play really ran on the server
+    assert HASH not in argv and "bulk0001" not in argv and "env/extravars" in argv
+    assert leftover == []  # no copy of the hashes stays in the kept artifacts
+
+
 def test_remove_then_apply_offboards_everywhere(users: Users) -> None:
     proc = _offboard(users)
     assert proc.returncode == 0, proc.stderr
