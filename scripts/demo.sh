@@ -11,6 +11,7 @@ scripts/install.sh
 dzops=.venv/bin/dzops
 step() { printf '\n== %s\n' "$*" >&2; }
 
+step "doctor (this machine)";      $dzops doctor --lab
 step "inventory check";            $dzops inventory check
 step "lab up (factory state)";     $dzops lab up
 step "provision-wan --all";        $dzops provision-wan --all

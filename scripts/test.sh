@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+# Every program and kernel feature the suite needs, checked first: a missing package is named with
+# its fix in one line instead of surfacing as a hundred failed tests (exit 9). The kernel probe's
+# throwaway namespace carries the test lab's prefix.
+.venv/bin/dzops doctor --lab --prefix "${DZOPS_TEST_LAB_PREFIX:-dzt}"
 exec .venv/bin/python -m pytest -q "$@"

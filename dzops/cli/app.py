@@ -18,6 +18,7 @@ from dzops.cli import backup as backup_cmd
 from dzops.cli import complete
 from dzops.cli import diagram as diagram_cmd
 from dzops.cli import docs as docs_cmd
+from dzops.cli import doctor as doctor_cmd
 from dzops.cli import drift as drift_cmd
 from dzops.cli import inventory as inventory_cmd
 from dzops.cli import lab as lab_cmd
@@ -68,6 +69,7 @@ app.command("drift", rich_help_panel="Back up configs, report drift")(drift_cmd.
 app.add_typer(schedule_cmd.app, name="schedule", rich_help_panel="Run jobs from cron")
 app.command("diagram", rich_help_panel="Document the network")(diagram_cmd.diagram)
 app.command("docs", rich_help_panel="Document the network")(docs_cmd.docs)
+app.command("doctor", rich_help_panel="Check this machine")(doctor_cmd.doctor)
 
 
 def default_inventory() -> Path:

@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     DRIFT_FOUND = 6  # drift or audit findings
     MAIL_FAILED = 7  # the report is saved but could not be sent
     ALREADY_RUNNING = 8  # another run of the same scheduled job holds the lock
-    LAB_ERROR = 9  # the virtual lab cannot be built or inspected (e.g. not root)
+    LAB_ERROR = 9  # the virtual lab cannot be built or inspected (e.g. not root); doctor: something is missing
     INTERRUPTED = 130
 
 
