@@ -197,7 +197,7 @@ def check_ssid_profiles(inv: Inventory, w: _Where) -> Iterator[Problem]:
             yield w.problem(f"{p.security} needs a psk (from Vault)", None, f"ssid_profiles.{p.name}.psk", raw)
         if p.security == "wpa2-enterprise" and p.radius is None:
             yield w.problem("wpa2-enterprise needs a radius server", None, f"ssid_profiles.{p.name}.radius", raw)
-        if inv.vlans and p.vlan not in inv.vlans:
+        if inv.vlans and p.vlan not in inv.vlans and not w.defines("vlans", p.vlan):  # invalid: reported already
             yield w.problem(f"VLAN {p.vlan} is not defined in vlans", None, f"ssid_profiles.{p.name}.vlan",
                             w.global_var("ssid_profiles", p.name, "vlan"))
 

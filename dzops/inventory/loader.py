@@ -427,7 +427,11 @@ def _listed(v: _Validator, cls: Any, data: Any, raw: Any, key: str) -> list[Any]
         return []
     out = []
     for index, item in enumerate(data):
-        label = item.get("name") or item.get("login") if isinstance(item, dict) else None
+        # users by login (their name is a person's full name); a label is shown only if it is one
+        # plain line (a bad name must not break the problem line that reports it)
+        label = item.get("login") or item.get("name") if isinstance(item, dict) else None
+        if not isinstance(label, str) or not label.isprintable():
+            label = None
         obj = v.model(cls, item, raw[index], None, f"{key}[{label or index}]")
         if obj is not None:
             out.append(obj)

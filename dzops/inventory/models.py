@@ -7,15 +7,47 @@ for the value explicitly with `.get_secret_value()`.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from dzops.platforms import DeviceFunction
 
 VlanId = Annotated[int, Field(ge=1, le=4094)]
+
+# Bidirectional overrides and isolates reorder what a reader sees ("Trojan Source"); a description
+# must read the same on a screen as on the device.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def single_line(value: str) -> str:
+    """Free text as devices, files and reports take it: one line, no control characters.
+
+    A newline in a description would start a new line of configuration on the device (or in
+    hostapd.conf, cron, sudoers); other control characters end up in terminals and mail.
+
+    >>> single_line("WAN BT-PNK-0009 Bhutan Telecom (20M) to Talo")
+    'WAN BT-PNK-0009 Bhutan Telecom (20M) to Talo'
+    >>> single_line("ཐིམ་ཕུག Thimphu")  # any script is fine
+    'ཐིམ་ཕུག Thimphu'
+    >>> single_line("Talo\\nrouter ospf")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be one line of text without control characters (found U+000A at position 5)
+    """
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            raise ValueError(f"must be one line of text without control characters "
+                             f"(found U+{ord(char):04X} at position {position + 1})")
+    return value
+
+
+# Every free-text field of the inventory: descriptions, names, circuit ids, SSIDs, mail addresses...
+Text = Annotated[str, AfterValidator(single_line)]
+HostName = Annotated[Text, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 InterfaceName = Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_./:-]+$")]
 
 
@@ -24,15 +56,15 @@ class Model(BaseModel):
 
 
 class Dzongkhag(Model):
-    name: str
+    name: Text
     code: Annotated[str, Field(pattern=r"^[a-z]{2,6}$")]
 
 
 class Site(Model):
-    name: str
-    title: str
+    name: Text
+    title: Text
     kind: Literal["hq", "gewog", "school", "health"]
-    location: str | None = None
+    location: Text | None = None
     lan_prefix: IPv4Network
 
 
@@ -44,12 +76,12 @@ class AddressPools(Model):
 
 
 class Interface(Model):
-    description: Annotated[str, Field(pattern=r"^[^|]*$")] | None = None  # '|' breaks vtysh -b loading
+    description: Annotated[Text, Field(pattern=r"^[^|]*$")] | None = None  # '|' breaks vtysh -b loading
     address: IPv4Interface | None = None
 
 
 class Uplink(Model):
-    switch: str
+    switch: Text
     port: InterfaceName  # the switch port the device is plugged into
     interface: InterfaceName = "eth0"  # the device's own uplink interface
 
@@ -64,33 +96,33 @@ class Radio(Model):
 
 class HealthCheck(Model):
     kind: Literal["http", "tcp"]
-    target: str  # URL for http, host:port for tcp
+    target: Text  # URL for http, host:port for tcp
 
 
 class Device(Model):
-    name: str
-    site: str
+    name: HostName
+    site: Text
     function: DeviceFunction
-    platform: str
-    device_role: str
+    platform: Text
+    device_role: Text
     mgmt_address: IPv4Address
-    username: str | None = None
+    username: Text | None = None
     password: SecretStr | None = None
-    model: str | None = None
+    model: Text | None = None
     interfaces: dict[InterfaceName, Interface] = {}
     loopback: IPv4Interface | None = None
     lan_interface: InterfaceName | None = None  # the router interface that is the site LAN gateway
     # access points
     uplink: Uplink | None = None
     radio: Radio | None = None
-    ssids: tuple[str, ...] = ()
+    ssids: tuple[Text, ...] = ()
     # servers
-    services: tuple[str, ...] = ()
+    services: tuple[Text, ...] = ()
     health_checks: tuple[HealthCheck, ...] = ()
 
 
 class LinkEnd(Model):
-    host: str
+    host: Text
     interface: InterfaceName
     vlan: VlanId | None = None
 
@@ -113,8 +145,8 @@ class WanLink(Model):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     a: LinkEnd
     b: LinkEnd
-    provider: str
-    circuit_id: str
+    provider: Text
+    circuit_id: Text
     bandwidth_mbps: Annotated[int, Field(ge=1, le=100_000)]
     mtu: Annotated[int, Field(ge=576, le=9216)] = 1500
     routing: Routing
@@ -128,7 +160,7 @@ class LanLink(Model):
 
 class Vlan(Model):
     id: VlanId
-    name: str
+    name: Text
 
 
 class Radius(Model):
@@ -141,12 +173,15 @@ class Radius(Model):
     def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value():
             raise ValueError("RADIUS shared secret must not be empty")
+        if not value.get_secret_value().isprintable():  # the value itself is never echoed
+            raise ValueError("RADIUS shared secret must be one line without control characters")
         return value
 
 
 class SsidProfile(Model):
-    name: str
-    ssid: Annotated[str, Field(min_length=1, max_length=32)]
+    # a bare word: RouterOS names its security profile after it, unquoted
+    name: Annotated[Text, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
+    ssid: Annotated[Text, Field(min_length=1, max_length=32)]
     security: Literal["wpa2-psk", "wpa3-sae", "wpa2-enterprise"]
     psk: SecretStr | None = None
     radius: Radius | None = None
@@ -161,11 +196,13 @@ class SsidProfile(Model):
         # WPA passphrases are 8..63 printable characters (IEEE 802.11i); hostapd refuses others.
         if value is not None and not 8 <= len(value.get_secret_value()) <= 63:
             raise ValueError("PSK must be 8 to 63 characters")
+        if value is not None and not all(" " <= c <= "~" for c in value.get_secret_value()):
+            raise ValueError("PSK must be printable ASCII (a WPA passphrase): no control or non-ASCII characters")
         return value
 
 
 class UserRole(Model):
-    groups: tuple[str, ...]
+    groups: tuple[Text, ...]
     privilege: Annotated[int, Field(ge=1, le=15)]
     sudo: bool = False
 
@@ -175,9 +212,9 @@ SSH_KEY_PATTERN = r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-e
 
 class UserAccount(Model):
     login: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
-    name: str
-    email: str
-    role: str
+    name: Text
+    email: Text
+    role: Text
     ssh_keys: tuple[Annotated[str, Field(pattern=SSH_KEY_PATTERN)], ...] = ()
     state: Literal["present", "absent"] = "present"
     expires: dt.date | None = None
@@ -185,21 +222,21 @@ class UserAccount(Model):
 
 
 class MailSettings(Model):
-    smtp_host: str
+    smtp_host: Text
     smtp_port: int = 25
     starttls: bool = False
     # AUTH without TLS sends the password in clear: only for a server on a trusted local link.
     insecure_auth: bool = False
-    username: str | None = None
+    username: Text | None = None
     password: SecretStr | None = None
-    sender: str
-    recipients: tuple[str, ...]
+    sender: Text
+    recipients: tuple[Text, ...]
 
 
-class Schedules(Model):
-    patch: str | None = None
-    drift: str | None = None
-    backup: str | None = None
+class Schedules(Model):  # cron expressions: a newline would add a crontab line
+    patch: Text | None = None
+    drift: Text | None = None
+    backup: Text | None = None
 
 
 class Inventory(Model):

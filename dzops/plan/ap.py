@@ -38,7 +38,8 @@ _SECRET_PATTERNS = (
                r"acct_server_shared_secret)=).*$", re.M),
     re.compile(r"^(\s*wpa-psk ascii(?: [0-7])? ).*$", re.M),  # IOS dot11 ssid
     re.compile(r"^(.*\bkey(?: [0-7])? )\S+$", re.M),  # IOS radius-server ... key SECRET
-    re.compile(r"((?:wpa2-pre-shared-key|wpa3-pre-shared-key|passphrase|secret)=)(\"[^\"]*\"|\S+)"),  # RouterOS
+    # RouterOS; a quoted value may hold \" (routeros_str escapes it): the mask runs to the closing quote
+    re.compile(r"((?:wpa2-pre-shared-key|wpa3-pre-shared-key|passphrase|secret)=)(\"(?:[^\"\\]|\\.)*\"|\S+)"),
 )
 
 KEY_MGMT = {"wpa2-psk": "WPA-PSK", "wpa3-sae": "SAE", "wpa2-enterprise": "WPA-EAP"}
@@ -55,6 +56,8 @@ def mask_secrets(text: str) -> str:
     ' wpa-psk ascii 0 ********'
     >>> mask_secrets('add name=staff authentication-types=wpa2-psk wpa2-pre-shared-key="a b c d"')
     'add name=staff authentication-types=wpa2-psk wpa2-pre-shared-key=********'
+    >>> mask_secrets('add wpa2-pre-shared-key="ab\\\\"cd ef\\\\$gh" disabled=no')
+    'add wpa2-pre-shared-key=******** disabled=no'
     """
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)

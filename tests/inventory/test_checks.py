@@ -252,6 +252,47 @@ CASES: tuple[Case, ...] = (
     Case("ssh-key-truncated",  # a paste that lost its end: right characters, not a key
          (replace("group_vars/all/users.yml", VALID_KEY, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJMOe4"),),
          f"{GV}/all/users.yml", 17, None, "users[karma].ssh_keys[0]", "bad SSH public key: "),
+    # --- text that would break a device configuration (control characters, newlines) ---------------
+    Case("ssid-with-newline",  # hostapd.conf would get a second line: wpa=0
+         (replace("group_vars/all/network.yml", "ssid: Testkha-Staff", 'ssid: "Testkha-Staff\\nwpa=0"'),),
+         f"{GV}/all/network.yml", 8, None, "ssid_profiles.staff.ssid",
+         "must be one line of text without control characters (found U+000A at position 14)"),
+    Case("circuit-id-with-carriage-return",
+         (replace("group_vars/all/links.yml", "circuit_id: BT-TST-0001", 'circuit_id: "BT-TST-0001\\r"'),),
+         f"{GV}/all/links.yml", 7, None, "wan_links[hq-lobesa].circuit_id",
+         "must be one line of text without control characters (found U+000D at position 12)"),
+    Case("description-with-escape-sequence",  # a terminal escape in a description reaches every report
+         (replace("host_vars/tst-hq-rtr1.yml", "{description: HQ LAN,", '{description: "HQ \\e[2J LAN",'),),
+         f"{HV}/tst-hq-rtr1.yml", 7, "tst-hq-rtr1", "interfaces.eth0.description",
+         "must be one line of text without control characters (found U+001B at position 4)"),
+    Case("description-with-bidi-override",  # reads differently on screen than on the device
+         (replace("host_vars/tst-hq-rtr1.yml", "{description: WAN to Lobesa gewog}",
+                  '{description: "WAN to \\u202eLobesa"}'),),
+         f"{HV}/tst-hq-rtr1.yml", 8, "tst-hq-rtr1", "interfaces.eth1.description",
+         "must be one line of text without control characters (found U+202E at position 8)"),
+    Case("site-title-with-newline",
+         (replace("group_vars/all/dzongkhag.yml", "title: Lobesa Gewog Centre", 'title: "Lobesa\\nGewog"'),),
+         f"{GV}/all/dzongkhag.yml", 18, None, "sites.lobesa.title",
+         "must be one line of text without control characters (found U+000A at position 7)"),
+    Case("user-full-name-with-newline",  # the account comment and RouterOS user comment
+         (replace("group_vars/all/users.yml", "name: Dorji Wangmo", 'name: "Dorji\\nWangmo"'),),
+         f"{GV}/all/users.yml", 19, None, "users[dorji].name",
+         "must be one line of text without control characters (found U+000A at position 6)"),
+    Case("vlan-name-with-tab",
+         (replace("group_vars/all/network.yml", "10: {name: staff}", '10: {name: "staff\\tvlan"}'),),
+         f"{GV}/all/network.yml", 3, None, "vlans.10.name",
+         "must be one line of text without control characters (found U+0009 at position 6)"),
+    Case("mail-recipient-with-newline",  # a header injection in every report mail
+         (replace("group_vars/all/operations.yml", "recipients: [ict@testkha.gov.bt]",
+                  'recipients: ["ict@testkha.gov.bt\\nBcc: x@example.com"]'),),
+         f"{GV}/all/operations.yml", 7, None, "mail.recipients.0",
+         "must be one line of text without control characters (found U+000A at position 19)"),
+    Case("user-login-of-a-system-account",  # the account would be Debian's own backup user
+         (replace("group_vars/all/users.yml", "login: dorji", "login: backup"),),
+         f"{GV}/all/users.yml", 18, None, "users[backup].login",
+         "login 'backup' is a system or service account's name: staff need their own"),
+    Case("newline-in-psk", (vault(vault_ssid_staff_psk="Staff-Psk-01\nwpa=0"),),
+         f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be printable ASCII"),
     # --- YAML syntax ------------------------------------------------------------------------------
     Case("broken-yaml-group-vars",  # an editor indented with a tab
          (replace("group_vars/all/network.yml", "    security: wpa2-psk", "\tsecurity: wpa2-psk"),),
