@@ -220,3 +220,53 @@ def test_routeros_ap_ssid_psk_and_secret_read_back(text: str) -> None:
     assert [read_routeros_string(v) for v in secrets] == [text]
     masked = ap.mask_secrets("\n".join(lines))
     assert psk not in masked and routeros_str(psk) not in masked  # the mask covers escaped quotes too
+
+
+# --- hostapd's own parser ------------------------------------------------------------------------------
+
+
+def hostapd_reads(conf_text: str, tmp_path) -> tuple[bytes, str]:  # noqa: ANN001
+    """(SSID bytes, log) as the real hostapd parses `conf_text`: driver=none on the loopback of a
+    private network namespace (no radio needed), stopped as soon as it reports its state."""
+    import select
+    import shutil
+    import subprocess
+    import time
+
+    hostapd = shutil.which("hostapd") or "/usr/sbin/hostapd"
+    conf = tmp_path / "bss.conf"
+    conf.write_text(conf_text)
+    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", f"ip link set lo up && exec {hostapd} -dd {conf}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    log, deadline = [], time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([proc.stdout], [], [], 0.5)[0]:
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break
+            log.append(line)
+            if "AP-ENABLED" in line or "AP-DISABLED" in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    text = "".join(log)
+    match = re.search(r"SSID - hexdump_ascii\(len=(\d+)\):\n((?:\s+[0-9a-f]{2}(?: [0-9a-f]{2})*.*\n)+)", text)
+    assert match, text
+    hex_bytes = re.findall(r"(?<![0-9a-f])[0-9a-f]{2}(?![0-9a-f])", "".join(
+        line.strip()[:48] for line in match.group(2).splitlines()))
+    return bytes(int(b, 16) for b in hex_bytes)[:int(match.group(1))], text
+
+
+@pytest.mark.lab  # needs root: a private network namespace for hostapd
+@pytest.mark.parametrize("ssid", ["Punakha-Staff", " Staff ", "Staff\nwpa=0", "Staff \"HQ\" $1 ?", "ཐིམ་ཕུག Staff"])
+def test_hostapd_itself_reads_the_intended_ssid(ssid: str, tmp_path) -> None:  # noqa: ANN001
+    conf = render("hostapd", "bss", bss=bss(ssid=ssid, interface="lo", bridge="", driver="none"),
+                  ctrl_dir=str(tmp_path / "ctrl"))
+    conf = conf.replace("bridge=\n", "")  # the lab's loopback has no bridge to join
+    read, log = hostapd_reads(conf, tmp_path)
+    assert read == ssid.encode(), log
+    assert "AP-ENABLED" in log, log  # and the rest of the file still parsed: no injected line broke it
