@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from dzops.cli import complete
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
 from dzops.inventory.limit import select_hosts
 
 LimitOption = Annotated[Optional[str],  # noqa: UP045 - typer reads the annotation
-                        typer.Option("--limit", "-l", help="Only these hosts or groups (comma list).")]
+                        typer.Option("--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups, help="Only these hosts: an Ansible host pattern.")]
 
 
 def collect_and_store(inventory: Any, hosts: list[str], *, kind: str, intended: dict[str, str] | None = None,
                       progress: Callable[[str, str], None] | None = None,
-                      when: Any = None) -> tuple[list[Any], Any]:
-    """Collect, scrub and commit: (DeviceBackup per host, with scrubbed files; the CommitResult)."""
+                      when: Any = None, forks: int | None = None, commit: bool = True) -> tuple[list[Any], Any]:
+    """Collect, scrub and commit: (DeviceBackup per host, with scrubbed files; the CommitResult).
+
+    With commit=False (--check) nothing is written: the result names the devices whose files
+    differ from the repository's, and carries no commit.
+    """
     from dzops.exceptions import UsageError
     from dzops.execute.backup import collect
     from dzops.report.scrub import inventory_secrets, scrub
@@ -26,50 +33,81 @@ def collect_and_store(inventory: Any, hosts: list[str], *, kind: str, intended: 
 
     if inventory.backup_repository is None:
         raise UsageError(f"{inventory.root}: backup_repository is not set (group_vars/all)")
-    backups = collect(inventory, hosts, intended=intended, progress=progress)
+    backups = collect(inventory, hosts, intended=intended, progress=progress,
+                      **({"workers": forks} if forks else {}))
     secrets = inventory_secrets(inventory)
     for b in backups:
         b.files = {name: scrub(text, b.syntax_of(name), secrets) for name, text in b.files.items()}
         b.error = scrub(b.error, "linux", secrets) if b.error else None
     snapshots = [Snapshot(host=b.host, site=b.site, files=b.files, error=None if b.reachable else b.error)
                  for b in backups]
+    if not commit:
+        return backups, would_change(inventory.backup_repository, snapshots)
     result = write_and_commit(inventory.backup_repository, snapshots, kind=kind, when=when)
     return backups, result
 
 
+def would_change(repo: Path, snapshots: list[Any]) -> Any:
+    """What a commit of these snapshots would change, read from the repository without writing."""
+    from dzops.report.store import CommitResult, device_dir, head
+
+    changed: dict[str, list[str]] = {}
+    for snap in snapshots:
+        if snap.error:
+            continue
+        folder = repo / device_dir(snap.site, snap.host)
+        stored = {str(p.relative_to(folder)): p.read_text(errors="replace")
+                  for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else {}
+        differ = sorted(name for name in set(stored) | set(snap.files) if stored.get(name) != snap.files.get(name))
+        if differ:
+            changed[snap.host] = [f"{device_dir(snap.site, snap.host)}/{name}" for name in differ]
+    return CommitResult(commit=None, previous=head(repo), changed=changed)
+
+
+@contract
 def backup(
     ctx: typer.Context,
     limit: LimitOption = None,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Pull every device's configuration in parallel; commit what changed (secrets removed)."""
+    """Pull every device's configuration in parallel; commit what changed (secrets removed).
+
+    With --check the configurations are read and compared with the repository; nothing is committed."""
+    from dzops.cli.progress import progress_for
+
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
     if not settings.check:  # a check writes nothing: it waits for nobody
         from dzops.execute.schedule import job_lock_for
 
         ctx.with_resource(job_lock_for(inventory.report_dir, "backup"))  # the lock a scheduled backup holds
-    hosts = select_hosts(inventory, limit or settings.limit)
-    say(f"dzops: backup of {len(hosts)} device(s) into {inventory.backup_repository}")
-    backups, result = collect_and_store(
-        inventory, hosts, kind="backup",
-        progress=(lambda host, message: say(f"  {host}: {message}")) if settings.verbose else None)
+    hosts = select_hosts(inventory, settings.limit)
+    say(f"dzops: backup {'(check) ' if settings.check else ''}of {len(hosts)} device(s) "
+        f"into {inventory.backup_repository}")
+    with progress_for(settings, "backup", hosts) as progress:
+        backups, result = collect_and_store(inventory, hosts, kind="backup", progress=progress.step,
+                                            forks=settings.forks, commit=not settings.check)
     unreachable = [b for b in backups if not b.reachable]
-    if result.commit:
+    if settings.check:
+        say(f"dzops: check: {len(result.changed)} device(s) would change; nothing written")
+    elif result.commit:
         say(f"dzops: committed {result.commit[:10]}: {len(result.changed)} device(s) changed")
     else:
         say("dzops: nothing changed, no commit")
     for b in unreachable:
         say(f"dzops: {b.status}: {b.error}")
-    if settings.json or json_output:
+    if settings.json:
         emit_json({
             "repository": str(inventory.backup_repository), "commit": result.commit, "previous": result.previous,
+            "check": settings.check,
             "devices": [{"host": b.host, "site": b.site, "status": b.status, "error": b.error,
                          "files": sorted(b.files), "changed": result.changed.get(b.host, [])} for b in backups],
         })
     else:
+        changed_word = "would change" if settings.check else "changed"
         for b in backups:
-            state = "changed" if b.host in result.changed else b.status
+            state = changed_word if b.host in result.changed else b.status
             emit_text(f"{b.host:<28} {state:<12} {len(b.files):>3} file(s)" + (f"  [{b.error}]" if b.error else ""))
     if any(b.status == "failed" for b in backups):
         raise typer.Exit(ExitCode.HOSTS_FAILED)

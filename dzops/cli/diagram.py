@@ -8,13 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from dzops.cli import complete
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.contract import contract
+from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
 
 
 def discover_topology(settings: Settings, site: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """(inventory, topology, discovery results): shared by `dzops diagram` and `dzops docs`."""
+    from dzops.cli.progress import progress_for
     from dzops.exceptions import UsageError
     from dzops.execute.discover import discover
+    from dzops.inventory.limit import select_hosts
     from dzops.report.topology import build_topology, declared_links
 
     inventory = settings.load_inventory()
@@ -27,8 +30,17 @@ def discover_topology(settings: Settings, site: str | None = None) -> tuple[Any,
         ends = {e[0] for link in declared_links(inventory) for e in (link.a, link.b)
                 if link.a[0] in inside or link.b[0] in inside}
         hosts = sorted((inside | ends) & set(inventory.devices))
-    say(f"dzops: discovering {len(hosts) if hosts is not None else len(inventory.devices)} device(s)")
-    found = discover(inventory, hosts, progress=lambda h, m: say(f"  {h}: {m}") if settings.verbose else None)
+    if settings.limit:
+        # Only the limit's devices are contacted; a link to a device outside it is drawn 'unverified'
+        # unless its own end saw it.
+        allowed = set(select_hosts(inventory, settings.limit))
+        hosts = [h for h in (hosts if hosts is not None else inventory.devices) if h in allowed]
+        if not hosts:
+            raise UsageError(f"--limit '{settings.limit}': no device of site '{site}' is in the limit")
+    names = sorted(hosts if hosts is not None else inventory.devices)
+    say(f"dzops: discovering {len(names)} device(s)")
+    with progress_for(settings, "discover", names) as progress:
+        found = discover(inventory, hosts, progress=progress.step, workers=settings.forks)
     return inventory, build_topology(inventory, found), found
 
 
@@ -42,6 +54,7 @@ def default_output(inventory: Any, name: str) -> Path:
     return (Path(inventory.report_dir) if inventory.report_dir else Path(".")) / name
 
 
+@contract
 def diagram(
     ctx: typer.Context,
     site: Annotated[str | None, typer.Option(
@@ -50,9 +63,12 @@ def diagram(
         "--format", metavar="svg|png|drawio|mermaid[,...]", autocompletion=complete.diagram_formats,
         help="Comma list of svg, png, drawio, mermaid.")] = "svg,png,drawio,mermaid",
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Directory for the files (default REPORT_DIR/diagrams).")] = None,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Discover LLDP neighbours, merge with the declared links, draw every link by status."""
+    """Discover LLDP neighbours, merge with the declared links, draw every link by status.
+
+    With --check the links are listed but no file is written (the layout file neither)."""
     from dzops.cli.exit_codes import exit_code_for_results
     from dzops.exceptions import UsageError
     from dzops.report import diagram as render
@@ -64,15 +80,18 @@ def diagram(
     if unknown or not wanted:
         raise UsageError(f"--format: unknown format(s) {', '.join(unknown) or '(none)'} (known: {', '.join(render.FORMATS)})")
     inventory, topology, found = discover_topology(settings, site)
-    positions = render.ensure_layout(topology, layout_path(inventory))
     view = site_view(topology, site) if site else topology
     out = output or default_output(inventory, "diagrams")
-    files = render.render(view, positions, wanted, out, f"topology-{site}" if site else "topology")
+    if settings.check:
+        files: dict[str, Path] = {}
+    else:
+        positions = render.ensure_layout(topology, layout_path(inventory))
+        files = render.render(view, positions, wanted, out, f"topology-{site}" if site else "topology")
     for name, d in sorted(found.items()):
         if d.status in ("unreachable", "failed"):
             say(f"dzops: {name}: {d.status}: {d.error}")
     counts = view.counts()
-    if settings.json or json_output:
+    if settings.json:
         emit_json({"files": {k: str(v) for k, v in files.items()}, "layout": str(layout_path(inventory)),
                    "counts": counts, "nodes": sorted(view.nodes), "links": [link.to_dict() for link in view.links],
                    "discovery": {h: {"status": d.status, "error": d.error} for h, d in sorted(found.items())}})
@@ -80,7 +99,9 @@ def diagram(
         for link in view.links:
             emit_text(f"{link.status:<18} {link.kind:<10} {link.a[0]} {link.a[1]} -- {link.b[0]} {link.b[1]}"
                       + (f"  {link.circuit_id}" if link.circuit_id else ""))
-        say("dzops: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; files in {out}")
+        say("dzops: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+            + (f"; check: no file written (would write {', '.join(wanted)} to {out})" if settings.check
+               else f"; files in {out}"))
     code = exit_code_for_results([d.status for d in found.values()])
     if code:
         raise typer.Exit(code)

@@ -15,9 +15,11 @@ from typing import Annotated, Any
 
 import typer
 
+from dzops.cli import complete
 from dzops.cli.backup import LimitOption, collect_and_store
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, error, say
+from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, error, say
 from dzops.inventory.limit import select_hosts
 
 STATE_FILE = "drift-state.json"  # host -> backup commit the last drift report measured up to
@@ -48,10 +50,11 @@ def _ap_intent(inventory: Any, device: Any) -> dict[str, str] | None:
     return files
 
 
+@contract
 def drift(
     ctx: typer.Context,
     hosts_arg: Annotated[list[str] | None, typer.Argument(
-        metavar="HOST", help="Only these devices (names or patterns); with --remediate, the devices to put back.")
+        metavar="HOST", autocompletion=complete.hosts, help="Only these devices (names or patterns); with --remediate, the devices to put back.")
     ] = None,
     email: Annotated[bool, typer.Option("--email", help="Send the report to the inventory's mail recipients.")] = False,
     remediate: Annotated[bool, typer.Option(
@@ -60,8 +63,9 @@ def drift(
     check: Annotated[bool, typer.Option("--check", help="With --remediate: show the commands; change nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="With --remediate: also print the commands applied.")] = False,
     verify_timeout: Annotated[float, typer.Option(
-        help="With --remediate: seconds to wait for a device's WAN links to verify.")] = 90.0,
+        metavar="SECONDS", help="With --remediate: seconds to wait for a device's WAN links to verify.")] = 90.0,
     limit: LimitOption = None,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Report configuration drift per site and device; exit DRIFT_FOUND when there is any.
@@ -82,8 +86,8 @@ def drift(
                    named=bool(hosts_arg), check=check or settings.check, diff=diff or settings.diff,
                    as_json=settings.json or json_output, verify_timeout=verify_timeout)
         return
-    if check or diff:
-        raise UsageError("--check and --diff go with --remediate (a drift report changes no device)")
+    if settings.check or settings.diff:  # global or the command's own: the same option
+        raise UsageError("--check and --diff go with `dzops drift --remediate` (a drift report changes no device)")
     if inventory.report_dir is None:
         raise UsageError(f"{inventory.root}: report_dir is not set (group_vars/all)")
     if email and inventory.mail is None:
@@ -99,9 +103,11 @@ def drift(
 
     intended = report.intended_frr_configs(inventory, hosts)
     say(f"dzops: drift check of {len(hosts)} device(s)")
-    backups, commit = collect_and_store(
-        inventory, hosts, kind="drift", intended=intended, when=now,
-        progress=(lambda host, message: say(f"  {host}: {message}")) if settings.verbose else None)
+    from dzops.cli.progress import progress_for
+
+    with progress_for(settings, "drift", hosts) as progress:
+        backups, commit = collect_and_store(inventory, hosts, kind="drift", intended=intended, when=now,
+                                            progress=progress.step, forks=settings.forks)
     repo = inventory.backup_repository
     tip = head(repo)
 

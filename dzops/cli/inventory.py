@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dzops.cli import complete
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
@@ -16,6 +17,7 @@ app = DzopsTyper(help="Validate and show the inventory (never contacts a device)
 
 
 @app.command()
+@contract
 def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Report every problem in the inventory, each as file:line: host/field: message."""
     from dzops.exceptions import InventoryError
@@ -26,7 +28,7 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
         inventory, problems, _ = load(settings.inventory, settings.vault_password_file)
     except InventoryError as exc:  # cannot even be loaded (YAML syntax, vault): still one report
         inventory, problems = None, exc.problems
-    if settings.json or json_output:
+    if settings.json:
         emit_json({"ok": not problems, "hosts": len(inventory.devices) if inventory else 0,
                    "problems": [{"file": p.file, "line": p.line, "host": p.host, "field": p.field,
                                  "message": p.message} for p in problems]})
@@ -40,22 +42,29 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 @app.command()
+@contract
 def show(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Argument(
         metavar="HOST", autocompletion=complete.hosts, help="One host; default: the whole inventory.")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """The resolved inventory (or one host) with every secret masked."""
+    """The resolved inventory (or one host) with every secret masked; --limit keeps only its hosts."""
     from dzops.exceptions import UsageError
+    from dzops.inventory.limit import select_hosts
     from dzops.inventory.show import masked_host, masked_inventory
 
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
     if host is not None and host not in inventory.devices:
         raise UsageError(f"unknown host '{host}'")
+    selected = select_hosts(inventory, settings.limit)
+    if host is not None and host not in selected:
+        raise UsageError(f"host '{host}' is outside --limit '{settings.limit}'")
     data = masked_host(inventory, host) if host else masked_inventory(inventory)
-    if settings.json or json_output:
+    if host is None and settings.limit:
+        data["devices"] = {name: value for name, value in data["devices"].items() if name in selected}
+    if settings.json:
         emit_json(data)
     else:
         import io

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dzops.cli import complete
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
@@ -53,6 +54,7 @@ def install_known_hosts(lab: Any, inventory: Any) -> None:
 
 
 @app.command()
+@contract
 def up(
     ctx: typer.Context,
     prefix: PrefixOption = None,
@@ -63,10 +65,15 @@ def up(
     """Build the lab (root only). Running it again is harmless."""
     settings: Settings = ctx.obj
     lab, inventory = _lab(settings, prefix, configured)
+    if settings.check:
+        _would(f"build lab '{lab.spec.prefix}' from {settings.inventory}: {len(lab.spec.nodes)} nodes, "
+               f"{len(lab.spec.links)} links", settings.json, {"prefix": lab.spec.prefix, "action": "up",
+                                                               "nodes": [n.name for n in lab.spec.nodes]})
+        return
     say(f"dzops: building lab '{lab.spec.prefix}' from {settings.inventory} ...")
     status = lab.up()
     install_known_hosts(lab, inventory)
-    _print_status(status, settings.json or json_output)
+    _print_status(status, settings.json)
     if not status.healthy:
         say("dzops: some lab nodes are not healthy (see above)")
         raise typer.Exit(ExitCode.LAB_ERROR)
@@ -96,26 +103,42 @@ def _configure_access_points(inventory: Any, nodes: set[str]) -> None:
 
 
 @app.command()
+@contract
 def status(ctx: typer.Context, prefix: PrefixOption = None, json_output: JsonOption = False) -> None:
     """Every node, its daemons, and whether SSH answers."""
     settings: Settings = ctx.obj
     lab, _ = _lab(settings, prefix)
     result = lab.status()
-    _print_status(result, settings.json or json_output)
+    _print_status(result, settings.json)
     if not result.healthy:
         raise typer.Exit(ExitCode.LAB_ERROR)
 
 
 @app.command()
-def down(ctx: typer.Context, prefix: PrefixOption = None) -> None:
+@contract
+def down(ctx: typer.Context, prefix: PrefixOption = None, json_output: JsonOption = False) -> None:
     """Remove every namespace, link, mount, process and file of the lab, and nothing else."""
     settings: Settings = ctx.obj
     lab, _ = _lab(settings, prefix)
+    if settings.check:
+        _would(f"remove lab '{lab.spec.prefix}' ({len(lab.spec.nodes)} nodes)", settings.json,
+               {"prefix": lab.spec.prefix, "action": "down", "nodes": [n.name for n in lab.spec.nodes]})
+        return
     lab.down()
     say(f"dzops: lab '{lab.spec.prefix}' removed")
+    if settings.json:
+        emit_json({"prefix": lab.spec.prefix, "action": "down", "done": True})
+
+
+def _would(what: str, as_json: bool, data: dict[str, Any]) -> None:
+    """--check on a lab command: say what would be done; nothing is built, removed or changed."""
+    say(f"dzops: check: would {what}; nothing done")
+    if as_json:
+        emit_json({**data, "check": True, "done": False})
 
 
 @app.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@contract
 def exec_(
     ctx: typer.Context,
     node: Annotated[str, typer.Argument(metavar="NODE", autocompletion=complete.hosts, help="Node (inventory host) name.")],
@@ -127,6 +150,10 @@ def exec_(
     lab, _ = _lab(settings, prefix)
     # `dzops lab exec NODE -- CMD`: Click keeps the `--` when unknown options are passed through.
     result = lab.exec(node, command[1:] if command[:1] == ["--"] else command)
+    if settings.json:
+        emit_json({"node": node, "returncode": result.returncode, "stdout": result.stdout or "",
+                   "stderr": result.stderr or ""})
+        raise typer.Exit(result.returncode)
     emit_text(result.stdout or "")
     if result.stderr:
         say(result.stderr.rstrip())
@@ -134,12 +161,14 @@ def exec_(
 
 
 @app.command()
+@contract
 def link(
     ctx: typer.Context,
     node: Annotated[str, typer.Argument(metavar="NODE", autocompletion=complete.hosts, help="Node (inventory host) name.")],
     interface: Annotated[str, typer.Argument(metavar="IFACE", help="Interface on that node.")],
     state: Annotated[str, typer.Argument(metavar="up|down", autocompletion=complete.link_states, help="up or down")],
     prefix: PrefixOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Take a lab link down or up (fault injection)."""
     from dzops.exceptions import UsageError
@@ -148,5 +177,11 @@ def link(
         raise UsageError(f"link state must be 'up' or 'down', not '{state}'")
     settings: Settings = ctx.obj
     lab, _ = _lab(settings, prefix)
+    data = {"prefix": lab.spec.prefix, "action": "link", "node": node, "interface": interface, "state": state}
+    if settings.check:
+        _would(f"set {node} {interface} {state}", settings.json, data)
+        return
     lab.set_link(node, interface, state == "up")
     say(f"dzops: {node} {interface} {state}")
+    if settings.json:
+        emit_json({**data, "done": True})

@@ -12,6 +12,9 @@ import typer
 
 # Accepted after the sub-command too (`dzops inventory show --json`), as people type it.
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+# Every command that works on many devices at once; default: the inventory's dzops_forks, else 10.
+ForksOption = Annotated[int | None, typer.Option(
+    "--forks", min=1, max=500, metavar="N", help="Devices worked on at once (default: dzops_forks, else 10).")]
 
 
 @dataclass
@@ -25,7 +28,14 @@ class Settings:
     json: bool = False
     verbose: int = 0
     vault_password_file: Path | None = None
+    forks_option: int | None = None  # --forks of a fan-out command
+    command: str = ""  # the running command's path ('user add'), set by dzops.cli.contract
     _inventory_cache: Any = field(default=None, repr=False)
+
+    @property
+    def forks(self) -> int:
+        """Devices at once: --forks, else the inventory's dzops_forks (default 10)."""
+        return self.forks_option or self.load_inventory().forks
 
     def load_inventory(self) -> Any:
         """The validated inventory (cached for the command's lifetime)."""

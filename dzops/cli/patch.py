@@ -7,13 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
+from dzops.cli import complete
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
 
 
+@contract
 def patch(
     ctx: typer.Context,
-    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts or groups.")] = None,
+    limit: Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
+                                              help="Only these hosts: an Ansible host pattern.")] = None,
     check: Annotated[bool, typer.Option("--check", help="List pending upgrades per host; change nothing.")] = False,
     batch: Annotated[str | None, typer.Option(
         "--batch", metavar="SIZES", help="Batch sizes, e.g. 1,25% (the last repeats); default: all hosts at once.")] = None,
@@ -23,38 +27,44 @@ def patch(
     no_reboot: Annotated[bool, typer.Option(
         "--no-reboot", help="Never reboot; report hosts that need one (the lab's servers cannot reboot).")] = False,
     email: Annotated[bool, typer.Option("--email", help="Mail the report with the inventory's mail settings.")] = False,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Pre-check, upgrade, reboot when required, post-check; report every package from -> to."""
     settings: Settings = ctx.obj
-    code, _ = patch_and_report(settings, limit=limit or settings.limit, check=check or settings.check, batch=batch,
-                            max_fail=max_fail, security_only=security_only, reboot=not no_reboot,
-                            email=email, json_output=settings.json or json_output)
+    code, _ = patch_and_report(settings, batch=batch, max_fail=max_fail, security_only=security_only,
+                               reboot=not no_reboot, email=email)
     if code:
         raise typer.Exit(code)
 
 
-def patch_and_report(settings: Settings, *, limit: str | None = None, check: bool = False,
-                     batch: str | None = None, max_fail: str | None = None, security_only: bool = False,
-                     reboot: bool = True, email: bool = False,
-                     json_output: bool = False) -> tuple[ExitCode, dict[str, Any]]:
-    """Run, print, save and (optionally) mail one patch run; returns its exit code and report."""
+def patch_and_report(settings: Settings, *, batch: str | None = None, max_fail: str | None = None,
+                     security_only: bool = False, reboot: bool = True,
+                     email: bool = False) -> tuple[ExitCode, dict[str, Any]]:
+    """Run, print, save and (optionally) mail one patch run (limit, check, json, forks and the vault
+    password file from `settings`); returns its exit code and report."""
+    from dzops.cli.progress import progress_for
     from dzops.exceptions import MailError
     from dzops.execute.patch import hosts_in_scope, parse_batch, parse_max_fail, run_patch
     from dzops.report import patch as report_mod
 
     serial, fail_pct = parse_batch(batch), parse_max_fail(max_fail)
     inventory = settings.load_inventory()
-    scope = hosts_in_scope(inventory, limit)
+    check = settings.check
+    scope = hosts_in_scope(inventory, settings.limit)
     say(f"dzops: patch {'(check) ' if check else ''}{len(scope)} host(s), batches {','.join(map(str, serial))}, "
         f"max fail {fail_pct}%{', security updates only' if security_only else ''}")
-    progress = _Progress()
-    run = run_patch(inventory, limit=limit, check=check, batch=serial, max_fail=fail_pct,
-                    security_only=security_only, reboot=reboot, vault_password_file=settings.vault_password_file,
-                    on_event=progress.event)
+    with progress_for(settings, "patch", scope) as progress:
+        run = run_patch(inventory, limit=settings.limit, check=check, batch=serial, max_fail=fail_pct,
+                        security_only=security_only, reboot=reboot, vault_password_file=settings.vault_password_file,
+                        on_event=progress.ansible_event, forks=settings.forks)
+        for host in run.hosts:
+            upgraded, pending = len(host.data.get("upgraded", [])), len(host.data.get("pending", []))
+            label = "not run" if host.status == "skipped" else host.status
+            progress.step(host.host, f"{label} (pending {pending}, upgraded {upgraded})"
+                          + (f" - {host.error}" if host.error else ""))
+        progress.finish((h.host, h.status) for h in run.hosts)
     report = run.to_dict()
-    for host in run.hosts:
-        progress.done(host)
     if run.stopped:
         say(f"dzops: patch stopped: more than {fail_pct}% of a batch failed; "
             f"{sum(1 for h in run.hosts if h.status == 'skipped')} host(s) not run")
@@ -64,7 +74,7 @@ def patch_and_report(settings: Settings, *, limit: str | None = None, check: boo
         say(f"dzops: report saved: {text_path} (and {json_path.name})")
     else:
         say("dzops: no report_dir in the inventory: report not saved")
-    if json_output:
+    if settings.json:
         emit_json(report)
     else:
         emit_text(report_mod.render_text(report))
@@ -92,41 +102,3 @@ def mail_report(inventory: Any, subject: str, text: str, report: dict[str, Any] 
     attachments = (("report.json", json.dumps(report, indent=2).encode(), "application/json"),) if report else ()
     outbox = Path(inventory.report_dir or Path.home() / ".dzops") / "outbox"
     deliver(inventory.mail, compose(inventory.mail, subject, text, attachments=attachments), outbox)
-
-
-def esc(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-class _Progress:
-    """Per-host progress on stderr (Rich): each task as it ends, then a closing line per host."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, highlight=False)
-        self.tasks: dict[str, int] = {}
-
-    _STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold red",
-              "skipped": "dim"}
-
-    def event(self, event: Any) -> None:
-        if event.status == "skipped" or not event.task:
-            return
-        self.tasks[event.host] = self.tasks.get(event.host, 0) + 1
-        style = self._STYLE.get(event.status, "")
-        detail = ""
-        if event.status in ("failed", "unreachable"):
-            detail = " - " + str(event.result.get("msg") or "").strip().splitlines()[0][:200] if event.result.get("msg") else ""
-        self.console.print(f"  {esc(event.host)} {esc(f'[{self.tasks[event.host]:>2}]')} {esc(event.task)}: "
-                           f"[{style}]{event.status}[/]{esc(detail)}", markup=True, soft_wrap=True)
-
-    def done(self, host: Any) -> None:
-        style = self._STYLE.get(host.status, "")
-        upgraded = len(host.data.get("upgraded", []))
-        pending = len(host.data.get("pending", []))
-        label = "not run" if host.status == "skipped" else host.status
-        self.console.print(f"[bold]{esc(host.host)}[/]: [{style}]{label}[/] (pending {pending}, upgraded {upgraded})"
-                           + (f" - {esc(host.error)}" if host.error else ""), markup=True, soft_wrap=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from dzops.cli import complete
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import exit_code_for_results
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
 
 
+@contract
 def provision_wan(
     ctx: typer.Context,
     links: Annotated[list[str] | None, typer.Argument(
@@ -21,25 +23,31 @@ def provision_wan(
     check: Annotated[bool, typer.Option("--check", help="Print each device's diff; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Also print the diff when applying.")] = False,
     verify_timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for a link to verify.")] = 90.0,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Save both ends, apply, verify (interface up, OSPF Full or route, pings); roll back on failure."""
+    """Save both ends, apply, verify (interface up, OSPF Full or route, pings); roll back on failure.
+
+    With --limit, a link is in scope when either of its ends is in the limit: a link is changed on
+    both of its ends or not at all, so its far end is configured too (and named on stderr)."""
+    from dzops.cli.progress import progress_for
     from dzops.exceptions import UsageError
     from dzops.execute.wan import provision_wan as run
     from dzops.inventory.edit import write_wan_subnets
     from dzops.plan.wan import links_in_scope
 
     settings: Settings = ctx.obj
-    check = check or settings.check
+    check = settings.check
     if sum(bool(x) for x in (links, site, all_links)) != 1:
         raise UsageError("name links, or give --site SITE, or --all (exactly one of them)")
     inventory = settings.load_inventory()
     if site and site not in inventory.sites:
         raise UsageError(f"unknown site '{site}' (known: {', '.join(sorted(inventory.sites))})")
-    scope = links_in_scope(inventory, links, site)
+    scope = links_within_limit(inventory, links_in_scope(inventory, links, site), settings.limit)
     say(f"dzops: provision-wan {'(check) ' if check else ''}{len(scope)} link(s)")
-    results = run(inventory, scope, check=check, verify_timeout=verify_timeout,
-                  progress=lambda subject, message: say(f"  {subject}: {message}"))
+    with progress_for(settings, "provision-wan", scope, final=_link_final) as progress:
+        results = run(inventory, scope, check=check, verify_timeout=verify_timeout, progress=progress.step)
+        progress.finish((r.link, r.status) for r in results)
     if not check:
         # Verified now, or already configured exactly as intended: either way the subnet is in use.
         allocated = {r.link: r.subnet for r in results
@@ -47,7 +55,7 @@ def provision_wan(
         written = write_wan_subnets(inventory.root, {k: v for k, v in allocated.items() if v})
         if written:
             say(f"dzops: recorded {len(allocated)} allocated subnet(s) in {written}")
-    if settings.json or json_output:
+    if settings.json:
         emit_json([r.to_dict() for r in results])
     else:
         for r in results:
@@ -55,10 +63,41 @@ def provision_wan(
                                               ("rolled back", r.rolled_back)) if on) or "no change"
             emit_text(f"{r.link:<24} {r.status:<12} {r.subnet or '':<18} {flags}"
                       + (f"  [{r.error}]" if r.error else ""))
-            if check or diff or settings.diff:
+            if check or settings.diff:
                 for host in r.hosts.values():
                     if host.diff:
                         emit_text(f"--- {host.host}\n{host.diff}")
     code = exit_code_for_results([r.status for r in results])
     if code:
         raise typer.Exit(code)
+
+
+def _link_final(subject: str, message: str) -> bool:
+    """A link's own messages end it when it verified or was skipped; its routers' messages do not."""
+    return message == "verified" or message.startswith("skipped")
+
+
+def links_within_limit(inventory: Any, scope: list[str], limit: str | None) -> list[str]:
+    """The links of `scope` with at least one end in --limit; says which far ends that adds."""
+    from dzops.exceptions import UsageError
+    from dzops.inventory.limit import select_hosts
+
+    if not limit:
+        return scope
+    allowed = set(select_hosts(inventory, limit))
+    kept, far = [], set()
+    for name in scope:
+        link = inventory.wan_link(name)
+        ends = {link.a.host, link.b.host}
+        if ends & allowed:
+            kept.append(name)
+            far |= ends - allowed
+    dropped = len(scope) - len(kept)
+    if not kept:
+        raise UsageError(f"--limit '{limit}': none of the {len(scope)} selected link(s) has an end in the limit")
+    if dropped:
+        say(f"dzops: --limit: {dropped} link(s) with no end in the limit left out")
+    if far:
+        say(f"dzops: --limit: far end(s) outside the limit configured too (a link changes on both ends): "
+            f"{', '.join(sorted(far))}")
+    return kept

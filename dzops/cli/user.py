@@ -7,25 +7,27 @@ match it; `audit` lists accounts that differ from it (exit DRIFT_FOUND when ther
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dzops.cli import complete
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
 from dzops.cli.help import DzopsTyper
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
 from dzops.inventory.limit import select_hosts
 
 app = DzopsTyper(help="Staff accounts: add, remove, apply everywhere, audit.", no_args_is_help=True)
 
-LimitOption = Annotated[str | None, typer.Option(
-    "--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
-    help="Only these hosts or groups (comma list).")]
+LimitOption = Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
+                                                 help="Only these hosts: an Ansible host pattern.")]
 
 
 @app.command("add")
+@contract
 def add(
     ctx: typer.Context,
     login: Annotated[str, typer.Argument(help="Login name (lower case, as on every device).")],
@@ -36,11 +38,12 @@ def add(
     expires: Annotated[str | None, typer.Option("--expires", metavar="DATE", help="Last day of access, YYYY-MM-DD.")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Add a user to the inventory (nothing changes on devices until `dzops user apply`)."""
-    from dzops.exceptions import InventoryError, UsageError
+    """Add a user to the inventory (nothing changes on devices until `dzops user apply`).
+
+    --check validates the edit on a copy of the inventory and writes nothing; --diff shows it."""
+    from dzops.exceptions import UsageError
     from dzops.inventory.checks import ssh_key_problem
-    from dzops.inventory.edit import add_user, file_defining
-    from dzops.inventory.loader import load_inventory
+    from dzops.inventory.edit import add_user
 
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
@@ -65,21 +68,21 @@ def add(
             expiry = dt.date.fromisoformat(expires)
         except ValueError:
             raise UsageError(f"--expires: not a date (YYYY-MM-DD): {expires}") from None
-    users_file = file_defining(inventory.root, "users")
-    before = users_file.read_text()
-    add_user(inventory.root, {"login": login, "name": name, "email": email, "role": role, "ssh_keys": keys,
-                              "expires": expiry})
-    try:
-        load_inventory(inventory.root, settings.vault_password_file)
-    except InventoryError:
-        users_file.write_text(before)  # never leave an inventory that fails its checks
-        raise
-    say(f"dzops: added {login} ({role}) to {users_file}; run `dzops user apply` to create the accounts")
-    if settings.json or json_output:
-        emit_json({"login": login, "role": role, "file": str(users_file), "keys": len(keys)})
+    users_file, diff = edit_inventory(settings, inventory.root, lambda root: add_user(
+        root, {"login": login, "name": name, "email": email, "role": role, "ssh_keys": keys, "expires": expiry}))
+    if settings.check:
+        say(f"dzops: check: would add {login} ({role}) to {users_file}; nothing written")
+    else:
+        say(f"dzops: added {login} ({role}) to {users_file}; run `dzops user apply` to create the accounts")
+    if settings.json:
+        emit_json({"login": login, "role": role, "file": str(users_file), "keys": len(keys), "check": settings.check,
+                   **({"diff": diff} if settings.diff else {})})
+    elif settings.diff:
+        emit_text(diff)
 
 
 @app.command("remove")
+@contract
 def remove(
     ctx: typer.Context,
     login: Annotated[str, typer.Argument(metavar="LOGIN", autocompletion=complete.users, help="Login to offboard.")],
@@ -94,34 +97,72 @@ def remove(
 
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
-    path = remove_user(inventory.root, login)
-    say(f"dzops: {login} marked absent in {path}; run `dzops user apply` to remove the account everywhere")
-    if settings.json or json_output:
-        emit_json({"login": login, "state": "absent", "file": str(path)})
+    path, diff = edit_inventory(settings, inventory.root, lambda root: remove_user(root, login))
+    if settings.check:
+        say(f"dzops: check: would mark {login} absent in {path}; nothing written")
+    else:
+        say(f"dzops: {login} marked absent in {path}; run `dzops user apply` to remove the account everywhere")
+    if settings.json:
+        emit_json({"login": login, "state": "absent", "file": str(path), "check": settings.check,
+                   **({"diff": diff} if settings.diff else {})})
+    elif settings.diff:
+        emit_text(diff)
+
+
+def edit_inventory(settings: Settings, root: Path, edit: Callable[[Path], Path]) -> tuple[Path, str]:
+    """Apply an inventory edit to a copy, check the copy loads cleanly, then (unless --check) write
+    the edited file back: (the inventory's file, a unified diff of the change).
+
+    The real inventory is written once, and only with a result that passes every check.
+    """
+    import difflib
+    import shutil
+    import tempfile
+
+    from dzops.inventory.loader import load_inventory
+    from dzops.state.files import atomic_write
+
+    with tempfile.TemporaryDirectory(prefix="dzops-edit-") as tmp:
+        copy = Path(tmp) / root.name
+        shutil.copytree(root, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        edited = edit(copy)
+        load_inventory(copy, settings.vault_password_file)  # InventoryError: the real file stays untouched
+        target = root / edited.relative_to(copy)
+        before, after = target.read_text(), edited.read_text()
+    diff = "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        f"a/{target.relative_to(root)}", f"b/{target.relative_to(root)}"))
+    if not settings.check and after != before:
+        atomic_write(target, after)
+    return target, diff
 
 
 @app.command("apply")
+@contract
 def apply(
     ctx: typer.Context,
     limit: LimitOption = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show per-account actions and rendered vendor lines.")] = False,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Make every host's staff accounts match the inventory; reports what was done where."""
+    from dzops.cli.progress import progress_for
     from dzops.execute.users import apply_users
 
     settings: Settings = ctx.obj
-    check = check or settings.check
-    diff = diff or settings.diff
+    check, diff = settings.check, settings.diff
     inventory = settings.load_inventory()
-    hosts = select_hosts(inventory, limit or settings.limit)
+    hosts = select_hosts(inventory, settings.limit)
     say(f"dzops: user apply {'(check) ' if check else ''}on {len(hosts)} host(s)")
-    results = apply_users(inventory, hosts, check=check, progress=lambda s, m: say(f"  {s}: {m}"))
+    with progress_for(settings, "user apply", hosts) as progress:
+        results = apply_users(inventory, hosts, check=check, progress=progress.step,
+                              vault_password_file=settings.vault_password_file, on_event=progress.ansible_event)
+        progress.finish((r.host, r.status) for r in results)
     offboarded = {u.login for u in inventory.users if u.state == "absent"}
     report = {login: {r.host: r.data["accounts"][login] for r in results
                       if login in r.data.get("accounts", {})} for login in sorted(offboarded)}
-    if settings.json or json_output:
+    if settings.json:
         emit_json({"hosts": [r.to_dict() for r in results], "offboarded": report})
     else:
         for r in results:
@@ -139,19 +180,26 @@ def apply(
 
 
 @app.command("audit")
+@contract
 def audit(
     ctx: typer.Context,
     limit: LimitOption = None,
+    forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Accounts on hosts but not in the inventory (or offboarded), and inventory users missing."""
+    from dzops.cli.progress import progress_for
     from dzops.execute.users import audit_users
 
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
-    hosts = select_hosts(inventory, limit or settings.limit)
-    findings, results = audit_users(inventory, hosts, progress=lambda s, m: say(f"  {s}: {m}"))
-    if settings.json or json_output:
+    hosts = select_hosts(inventory, settings.limit)
+    with progress_for(settings, "user audit", hosts) as progress:
+        findings, results = audit_users(inventory, hosts, progress=progress.step,
+                                        vault_password_file=settings.vault_password_file,
+                                        on_event=progress.ansible_event)
+        progress.finish((r.host, r.status) for r in results)
+    if settings.json:
         emit_json({"findings": [f.to_dict() for f in findings],
                    "hosts": [r.to_dict() for r in results if r.status != "ok"]})
     else:

@@ -1,6 +1,8 @@
 """Scheduled dzops jobs: crontab entries (python-crontab) and the run lock.
 
-Each entry runs `flock -n -E 8 LOCK dzops -i INVENTORY schedule run JOB >> LOG 2>&1`: cron never
+Each entry runs `flock -n -E 8 LOCK dzops -i INVENTORY [OPTIONS] schedule run JOB --report-dir DIR
+>> LOG 2>&1`, OPTIONS being the global options given to `schedule install` (the vault password
+file, --limit, --check, ...), which `schedule run` hands on to the job. cron never
 starts a run while the previous one still holds the lock (flock(2)), and `schedule run` itself
 takes the same flock(2) lock (dzops.state.job_lock), adopting the descriptor flock(1) hands down,
 so a run started by hand (`schedule run`, or `dzops backup`/`dzops drift` themselves) cannot
@@ -10,6 +12,7 @@ overlap a cron run either. Entries are tagged with a comment
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -83,14 +86,19 @@ def check_cron(expression: str) -> None:
         raise UsageError(f"--cron: '{expression}' is not a cron schedule (e.g. \"0 2 * * 6\")")
 
 
-def command_line(job: str, inventory: Path, lock: Path, log: Path, dzops: list[str] | None = None) -> str:
-    """The shell command cron runs for a job.
+def command_line(job: str, inventory: Path, lock: Path, log: Path, dzops: list[str] | None = None,
+                 options: list[str] | tuple[str, ...] = (), report_dir: Path | None = None) -> str:
+    """The shell command cron runs for a job; `options` are the global options the run gets.
 
     >>> command_line("patch", Path("/i"), Path("/l/patch.lock"), Path("/g/patch.log"), ["/usr/bin/dzops"])
     'flock -n -E 8 /l/patch.lock /usr/bin/dzops -i /i schedule run patch >> /g/patch.log 2>&1'
+    >>> command_line("backup", Path("/i"), Path("/l/b.lock"), Path("/g/b.log"), ["dzops"],
+    ...              ["--vault-password-file", "/etc/dzops/vault pass", "--limit", "routers:!site_hq"], Path("/r"))
+    "flock -n -E 8 /l/b.lock dzops -i /i --vault-password-file '/etc/dzops/vault pass' --limit 'routers:!site_hq' schedule run backup --report-dir /r >> /g/b.log 2>&1"
     """
     argv = dzops or [sys.executable, "-m", "dzops"]
-    inner = [*argv, "-i", str(inventory), "schedule", "run", job]
+    inner = [*argv, "-i", str(inventory), *options, "schedule", "run", job,
+             *(["--report-dir", str(report_dir)] if report_dir is not None else [])]
     return (f"flock -n -E {ALREADY_RUNNING_CODE} {shlex.quote(str(lock))} {shlex.join(inner)} "
             f">> {shlex.quote(str(log))} 2>&1")
 
@@ -114,18 +122,29 @@ def _entry(job: Any) -> Entry | None:
                  enabled=job.is_enabled())
 
 
-def install(job: str, cron: str, inventory: Path, report_dir: Path | None, tabfile: Path | None = None) -> Entry:
-    """Add (or replace) the entry of `job` for this inventory; creates its lock and log directories."""
+def planned_entry(job: str, cron: str, inventory: Path, report_dir: Path | None,
+                  options: list[str] | tuple[str, ...] = ()) -> Entry:
+    """The entry `install` would write (nothing is written: --check shows this)."""
     check_job(job)
     check_cron(cron)
     inventory = inventory.resolve()
     lock, log = job_paths(report_dir, job)
+    return Entry(job=job, inventory=str(inventory), schedule=cron,
+                 command=command_line(job, inventory, lock, log, options=options,
+                                      report_dir=report_dir.resolve() if report_dir else None))
+
+
+def install(job: str, cron: str, inventory: Path, report_dir: Path | None, tabfile: Path | None = None,
+            options: list[str] | tuple[str, ...] = ()) -> Entry:
+    """Add (or replace) the entry of `job` for this inventory; creates its lock and log directories."""
+    planned = planned_entry(job, cron, inventory, report_dir, options)
+    lock, log = job_paths(report_dir, job)
     for directory in (lock.parent, log.parent):
         directory.mkdir(parents=True, exist_ok=True)
     tab = _crontab(tabfile)
-    comment = tag(job, inventory)
+    comment = tag(job, Path(planned.inventory))
     tab.remove_all(comment=comment)
-    item = tab.new(command=command_line(job, inventory, lock, log), comment=comment)
+    item = tab.new(command=planned.command, comment=comment)
     item.setall(cron)
     tab.write()
     entry = _entry(item)
@@ -133,8 +152,43 @@ def install(job: str, cron: str, inventory: Path, report_dir: Path | None, tabfi
     return entry
 
 
+def planned_removal(job: str | None, inventory: Path | None, tabfile: Path | None = None) -> list[Entry]:
+    """The entries `remove` would take out (nothing is written)."""
+    if job is not None:
+        check_job(job)
+    return [e for e in entries(tabfile) if (job is None or e.job == job)
+            and (inventory is None or e.inventory == str(inventory.resolve()))]
+
+
+def check_secret_file(path: Path, uid: int | None = None) -> Path:
+    """A vault password file cron may use: a regular file owned by the cron user, mode 0600 or 0400.
+
+    Anything looser lets another account read (or swap) the key to every secret of the inventory.
+    Returns the absolute path to record.
+    """
+    import stat
+
+    uid = os.geteuid() if uid is None else uid
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise UsageError(f"--vault-password-file {path}: {exc.strerror}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"--vault-password-file {path}: not a regular file (a script or vault id is not supported)")
+    if info.st_uid != uid:
+        raise UsageError(f"--vault-password-file {path}: owned by uid {info.st_uid}, not by the cron user "
+                         f"(uid {uid}); chown it")
+    if mode not in (0o600, 0o400):
+        raise UsageError(f"--vault-password-file {path}: mode {mode:04o}; a scheduled job needs it readable only "
+                         f"by its owner: chmod 600 {shlex.quote(str(path))}")
+    return path.resolve()
+
+
 def entries(tabfile: Path | None = None) -> list[Entry]:
     """dzops' own entries, in crontab order."""
+    if tabfile is not None and not tabfile.exists():
+        return []
     return [e for e in (_entry(job) for job in _crontab(tabfile)) if e is not None]
 
 
@@ -142,6 +196,8 @@ def remove(job: str | None, inventory: Path | None, tabfile: Path | None = None)
     """Remove dzops' entries (of one job and/or one inventory, else all); others stay untouched."""
     if job is not None:
         check_job(job)
+    if tabfile is not None and not tabfile.exists():
+        return []
     tab = _crontab(tabfile)
     gone: list[Entry] = []
     for item in list(tab):

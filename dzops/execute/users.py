@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
+from dzops.execute.fanout import current_forks
 from dzops.execute.ssh import Progress, fan_out
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
@@ -187,14 +188,16 @@ def linux_actions(run: Any, host: str, present: list[str]) -> dict[str, str]:
 
 
 def _linux_apply(inventory: Inventory, hosts: list[str], plan: dict[str, list[Account]],
-                 check: bool, mode: str = "apply") -> tuple[list[HostResult], Any]:
+                 check: bool, mode: str = "apply", **runner: Any) -> tuple[list[HostResult], Any]:
+    """`runner`: run_playbook's vault_password_file and on_event, passed through."""
     from dzops.execute.ansible import run_playbook
 
     if not hosts:
         return [], None
     extravars = {"dz_users_plan": {h: role_vars(plan[h]) for h in hosts}, "dz_users_mode": mode,
                  "dz_users_hosts": "all"}
-    run = run_playbook(inventory.root, "users.yml", limit=",".join(hosts), extravars=extravars, check=check)
+    run = run_playbook(inventory.root, "users.yml", limit=",".join(hosts), extravars=extravars, check=check,
+                       forks=current_forks(), **runner)
     results = []
     for host in hosts:
         result = run.hosts.get(host) or HostResult(host=host, status="failed", error="no result from ansible")
@@ -214,14 +217,14 @@ def _linux_apply(inventory: Inventory, hosts: list[str], plan: dict[str, list[Ac
 
 
 def apply_users(inventory: Inventory, hosts: list[str], *, check: bool = False,
-                progress: Progress | None = None) -> list[HostResult]:
+                progress: Progress | None = None, **runner: Any) -> list[HostResult]:
     """Make every host's staff accounts match the inventory; one HostResult per host."""
     progress = progress or (lambda _s, _m: None)
     plan = plan_users(inventory, hosts)
     kinds = _split(inventory, hosts)
     results: dict[str, HostResult] = {}
     progress("linux", f"{len(kinds['linux'])} host(s) through ansible")
-    linux_results, _ = _linux_apply(inventory, kinds["linux"], plan, check)
+    linux_results, _ = _linux_apply(inventory, kinds["linux"], plan, check, **runner)
     results.update({r.host: r for r in linux_results})
     progress("frr", f"{len(kinds['frr'])} router(s) over SSH")
     results.update({r.host: r for r in fan_out(
@@ -268,7 +271,7 @@ def findings_for(host: str, accounts: list[Account], found: dict[str, str], mana
 
 
 def audit_users(inventory: Inventory, hosts: list[str], *,
-                progress: Progress | None = None) -> tuple[list[Finding], list[HostResult]]:
+                progress: Progress | None = None, **runner: Any) -> tuple[list[Finding], list[HostResult]]:
     """Accounts on hosts but not (or no longer) in the inventory, and inventory users missing."""
     progress = progress or (lambda _s, _m: None)
     plan = plan_users(inventory, hosts)
@@ -276,7 +279,7 @@ def audit_users(inventory: Inventory, hosts: list[str], *,
     managed, ignore = managed_logins(inventory), service_logins(inventory)
     findings: list[Finding] = []
     results: dict[str, HostResult] = {}
-    linux_results, run = _linux_apply(inventory, kinds["linux"], plan, check=False, mode="audit")
+    linux_results, run = _linux_apply(inventory, kinds["linux"], plan, check=False, mode="audit", **runner)
     for result in linux_results:
         results[result.host] = result
         events = run.host_events(result.host, "Accounts on this host") if run else []

@@ -26,6 +26,7 @@ DEMO_VAULT_PASSWORD_FILE = "DEMO-ONLY-vault-password.txt"
 GLOBAL_KEYS = (
     "dzongkhag", "address_pools", "sites", "wan_links", "lan_links", "vlans", "ssid_profiles",
     "user_roles", "users", "mail", "schedules", "backup_repository", "report_dir", "dzops_known_hosts",
+    "dzops_forks",
 )
 REQUIRED_GLOBALS = ("dzongkhag", "address_pools", "sites")
 # Device model field <- Ansible variable.
@@ -353,6 +354,8 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         if device is not None:
             devices[device.name] = device
     known_hosts = glob.pop("dzops_known_hosts", None)
+    if glob.get("dzops_forks") is not None:
+        glob["forks"] = glob.pop("dzops_forks")
     try:
         inventory = m.Inventory.model_validate(
             {"root": loaded.root, "devices": devices, "groups": loaded.groups, "known_hosts": known_hosts,

@@ -259,6 +259,7 @@ class Inventory(Model):
     backup_repository: Path | None = None
     report_dir: Path | None = None
     known_hosts: Path | None = None
+    forks: int = Field(10, ge=1, le=500)  # dzops_forks: devices at once in every multi-device run
 
     def hosts_in(self, group: str) -> list[Device]:
         return [self.devices[name] for name in self.groups.get(group, ()) if name in self.devices]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,9 @@ def test_install_then_list_shows_the_entry(inventory: Path, tabfile: Path, job: 
     assert (entry["job"], entry["schedule"], entry["inventory"]) == (job, cron, str(inventory.resolve()))
     lock = inventory.parent / "state" / "reports" / "locks" / f"{job}.lock"
     assert entry["command"].startswith(f"flock -n -E 8 {lock} ")
-    assert f"schedule run {job} >> " in entry["command"] and entry["command"].endswith(f"logs/{job}.log 2>&1")
+    reports = inventory.parent / "state" / "reports"
+    assert f"schedule run {job} --report-dir {reports} >> " in entry["command"]
+    assert entry["command"].endswith(f"logs/{job}.log 2>&1")
     line = next(x for x in tabfile.read_text().splitlines() if "dzops:" in x)
     assert line.startswith(f"{cron} flock -n -E 8 ")  # what cron itself reads
     assert FOREIGN.strip() in tabfile.read_text()
@@ -90,6 +93,171 @@ def test_cron_command_does_not_start_while_the_lock_is_held(inventory: Path, tab
         proc = subprocess.run(["sh", "-c", entry["command"]], capture_output=True, text=True, timeout=60)
     assert proc.returncode == ExitCode.ALREADY_RUNNING
     assert (inventory.parent / "state" / "reports" / "logs" / "patch.log").read_text() == ""  # dzops never ran
+
+
+# --- vault password source, options passed through, failures kept and mailed -------------------
+
+VAULT_PASSWORD = "punakha-demo-vault-DO-NOT-USE-IN-PRODUCTION"  # the sample's public DEMO-ONLY file
+
+
+@pytest.fixture()
+def private_vault(inventory: Path, tmp_path: Path) -> Path:
+    """The vault password in a file of its own (0600), and no demo file beside the inventory: a run
+    that does not get the file cannot open the vault."""
+    demo = inventory / "DEMO-ONLY-vault-password.txt"
+    secret = tmp_path / "secrets" / "vault-pass"
+    secret.parent.mkdir()
+    secret.write_text(demo.read_text())
+    secret.chmod(0o600)
+    demo.unlink()
+    return secret
+
+
+def _clean_env(tabfile: Path) -> dict[str, str]:
+    env = _env(tabfile)
+    for name in ("DZOPS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "DZOPS_INVENTORY"):
+        env.pop(name, None)
+    return env
+
+
+def test_install_records_the_vault_file_and_every_global_option(inventory: Path, tabfile: Path,
+                                                                 private_vault: Path) -> None:
+    proc = dzops("-i", str(inventory), "--vault-password-file", str(private_vault), "--limit", "routers:&site_talo",
+                 "schedule", "install", "backup", "--cron", "30 1 * * *", "--check-runs", env=_clean_env(tabfile))
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in tabfile.read_text().splitlines() if "dzops:backup:" in x)
+    assert (f" -i {inventory.resolve()} --vault-password-file {private_vault} --limit 'routers:&site_talo' --check "
+            f"schedule run backup --report-dir ") in line
+    assert VAULT_PASSWORD not in tabfile.read_text()  # the path is recorded, never the password
+
+
+@pytest.mark.parametrize(("mode", "owner", "message"), [
+    (0o644, None, "mode 0644"),
+    (0o640, None, "mode 0640"),
+    (0o600, 65534, "owned by uid 65534"),
+], ids=["world-readable", "group-readable", "someone-elses"])
+def test_install_refuses_a_vault_file_others_can_read(inventory: Path, tabfile: Path, private_vault: Path,
+                                                      mode: int, owner: int | None, message: str) -> None:
+    private_vault.chmod(mode)
+    if owner is not None:
+        os.chown(private_vault, owner, -1)
+    proc = dzops("-i", str(inventory), "--vault-password-file", str(private_vault),
+                 "schedule", "install", "patch", env=_clean_env(tabfile))
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert message in proc.stderr and "--vault-password-file" in proc.stderr
+    assert tabfile.read_text() == FOREIGN
+
+
+def test_install_and_remove_with_check_write_nothing(inventory: Path, tabfile: Path) -> None:
+    env = _env(tabfile)
+    shown = dzops("-i", str(inventory), "--check", "schedule", "install", "drift", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[0]["command"].startswith("flock -n -E 8 ")
+    assert tabfile.read_text() == FOREIGN
+    assert dzops("-i", str(inventory), "schedule", "install", "drift", env=env).returncode == 0
+    installed = tabfile.read_text()
+    kept = dzops("-i", str(inventory), "--check", "schedule", "remove", "--json", env=env)
+    assert kept.returncode == 0 and [e["job"] for e in json.loads(kept.stdout)] == ["drift"]
+    assert tabfile.read_text() == installed
+
+
+@pytest.fixture()
+def smtp(inventory: Path):  # type: ignore[no-untyped-def]
+    """A real SMTP server on loopback (aiosmtpd) that accepts the inventory's login, and mail without one."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+            import email
+            import email.policy
+
+            self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+            return "250 OK"
+
+    def authenticator(_server, _session, _envelope, _mechanism, auth_data):  # type: ignore[no-untyped-def]
+        return AuthResult(success=isinstance(auth_data, LoginPassword) and auth_data.login == b"dzops")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    operations = inventory / "group_vars/all/operations.yml"
+    text = operations.read_text()
+    operations.write_text(text.replace(text[text.index("smtp_port:"):].split("\n")[0], f"smtp_port: {port}"))
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False, auth_required=False)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+def _body(message: Any) -> str:
+    return str(message.get_body(preferencelist=("plain",)).get_content()).replace("\r\n", "\n")
+
+
+def test_scheduled_run_hands_every_global_option_to_the_job(inventory: Path, tabfile: Path, private_vault: Path,
+                                                             smtp: Any) -> None:
+    """The child `dzops backup` opens the vault (no demo file: only the passed file can) and then
+    refuses the passed --limit: both options reached it, and the failure is mailed and kept."""
+    reports = inventory.parent / "state" / "reports"
+    proc = dzops("-i", str(inventory), "--vault-password-file", str(private_vault), "--limit", "gewog-nowhere-rtr9",
+                 "schedule", "run", "backup", env=_clean_env(tabfile), timeout=300)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    [mail] = smtp.messages
+    assert mail["Subject"] == "dzops backup Punakha: FAILED (exit 2)"
+    assert "--limit: no host or group matches 'gewog-nowhere-rtr9'" in _body(mail)
+    [kept] = (reports / "schedule-failures").glob("backup-*.txt")
+    assert "gewog-nowhere-rtr9" in kept.read_text()
+
+
+@pytest.mark.parametrize(("options", "job", "refusal"), [
+    (["--diff"], "backup", "--diff is not supported by `dzops backup`"),
+    (["--check"], "drift", "--check and --diff go with `dzops drift --remediate`"),
+    (["--diff"], "patch", "--diff is not supported by `dzops patch`"),
+], ids=["diff-to-backup", "check-to-drift", "diff-to-patch"])
+def test_scheduled_run_passes_check_and_diff_on(inventory: Path, tabfile: Path, smtp: Any,
+                                                options: list[str], job: str, refusal: str) -> None:
+    """Each job refuses these options by its own contract: the refusal proves the option arrived."""
+    proc = dzops("-i", str(inventory), *options, "schedule", "run", job, env=_clean_env(tabfile), timeout=300)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    [mail] = smtp.messages
+    assert refusal in _body(mail)
+
+
+@pytest.mark.parametrize("breakage", ["yaml-syntax", "failed-check", "wrong-vault-password"])
+def test_inventory_that_does_not_load_is_kept_and_mailed(inventory: Path, tabfile: Path, smtp: Any,
+                                                         breakage: str, tmp_path: Path) -> None:
+    """Run exactly what cron runs, after the inventory broke since `schedule install`."""
+    env = _clean_env(tabfile)
+    assert dzops("-i", str(inventory), "schedule", "install", "backup", env=env).returncode == 0
+    [entry] = json.loads(dzops("-i", str(inventory), "schedule", "list", "--json", env=env).stdout)
+    if breakage == "yaml-syntax":
+        (inventory / "hosts.yml").write_text((inventory / "hosts.yml").read_text() + "\n  broken: [unclosed\n")
+    elif breakage == "failed-check":
+        host_vars = inventory / "host_vars" / "gewog-talo-rtr1.yml"
+        text = host_vars.read_text()
+        host_vars.write_text(text.replace(text[text.index("loopback:"):].split("\n")[0], "loopback: not-an-address"))
+    else:
+        (inventory / "DEMO-ONLY-vault-password.txt").write_text("not the password\n")
+    proc = subprocess.run(["sh", "-c", entry["command"]], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == ExitCode.INVALID_INVENTORY
+    reports = inventory.parent / "state" / "reports"
+    log = (reports / "logs" / "backup.log").read_text()
+    assert "failure report mailed" in log, log
+    [mail] = smtp.messages
+    assert mail["Subject"] == f"dzops backup {'Punakha' if breakage == 'failed-check' else 'inventory'}: " \
+                              "FAILED (the inventory does not load)"
+    [kept] = (reports / "schedule-failures").glob("backup-*.txt")
+    assert "does not load" in kept.read_text() and kept.read_text() in _body(mail) + "\n"
+    assert VAULT_PASSWORD not in _body(mail)
 
 
 # --- against the lab ---------------------------------------------------------------------------
