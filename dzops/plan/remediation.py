@@ -20,6 +20,11 @@ CONTEXT_KEYWORDS = ("interface ", "router ", "route-map ", "line ", "key chain "
 # How a session starts and ends per config syntax: (enter, leave, save).
 SESSION = {"frr": ("configure terminal", "end", "write memory"),
            "ios": ("configure terminal", "end", "write memory")}
+# Lines whose `no` form takes fewer words than the line (measured on FRR 8.4's vtysh: `no description
+# TEXT` is refused, `no description` accepted; frr-reload finds this by retrying with fewer words).
+# Config keyword -> words its `no` form keeps.
+SHORT_NO_FORMS = {"frr": {("description",): 1, ("password",): 1, ("enable", "password"): 2},
+                  "ios": {("description",): 1}}
 # Lines frr-reload prints that are no command of their own.
 NOISE = ("!", "end", "exit", "exit-vrf", "exit-address-family")
 
@@ -52,6 +57,22 @@ def normalise(command: str) -> str:
     while words[:2] == ["no", "no"]:
         words = words[2:]
     return indent + " ".join(words)
+
+
+def shorten_no(command: str, syntax: str = "frr") -> str:
+    """A `no` command in the form the CLI accepts: some keywords take no value when removed.
+
+    >>> shorten_no(" no description hand edited"), shorten_no("no ip ospf cost 20")
+    (' no description', 'no ip ospf cost 20')
+    """
+    indent = command[:len(command) - len(command.lstrip())]
+    words = command.split()
+    if words[:1] != ["no"]:
+        return command
+    for keyword, keep in SHORT_NO_FORMS.get(syntax, {}).items():
+        if tuple(words[1:1 + len(keyword)]) == keyword:
+            return indent + " ".join(words[:1 + keep])
+    return command
 
 
 def negate(line: str) -> str:
@@ -112,7 +133,7 @@ def remediation_commands(remove: Iterable[str], add: Iterable[str], syntax: str 
     configure terminal
     no ip route 10.99.0.0/16 blackhole
     interface eth1
-     no description hand edited
+     no description
      no ip ospf cost 20
      description LAN
     exit
@@ -127,7 +148,7 @@ def remediation_commands(remove: Iterable[str], add: Iterable[str], syntax: str 
     seen: set[tuple[tuple[str, ...], str]] = set()
     for source, removing in ((remove, True), (add, False)):
         for path, text in _entries(source):
-            command = normalise(text)
+            command = shorten_no(normalise(text), syntax)
             if (path, command) in seen:
                 continue  # frr-reload may delete and re-add the same line
             seen.add((path, command))

@@ -174,13 +174,13 @@ def test_drift_lists_exactly_the_hand_made_changes_and_remediation_restores(bk: 
             assert {p for h, p in _findings(report, "intended") if h == AP} == {ap_file.lstrip("/")}
             [ap_intended] = [f for f in by_host[AP]["findings"] if f["kind"] == "intended"]
             assert f"-{HOSTAPD_LINE}" in ap_intended["detail"].splitlines()
-        # Intended vs running: only the hand-changed router drifted, and the remediation is that one line.
+        # Intended vs running: only the hand-changed router drifted, and the remediation undoes that one line.
         routers_drifted = {h for h, _ in _findings(report, "intended") if inventory.devices[h].function == "routers"}
         assert routers_drifted == {ROUTER}
         [router_intended] = [f for f in by_host[ROUTER]["findings"] if f["kind"] == "intended"]
         assert router_intended["severity"] == "high"
-        assert router_intended["detail"].splitlines() == [f"+ no {HAND_ROUTE}"] or \
-            router_intended["detail"].splitlines() == [f"- {HAND_ROUTE}"]
+        assert router_intended["commands"] == ["configure terminal", f"no {HAND_ROUTE}", "end", "write memory"]
+        assert router_intended["detail"].splitlines() == router_intended["commands"]
         saved = Path(report["report"]["text"]).read_text()
         assert HAND_ROUTE in saved and HOSTS_LINE in saved and Path(report["report"]["html"]).is_file()
 

@@ -29,7 +29,7 @@ def _device(host: str, site: str, *findings: report.Finding, status: str = "ok")
      ["configure terminal", "interface eth1", " ip ospf passive", "exit", "end", "write memory"]),
     (("interface eth1", " no description hand edited", "interface eth1", " no ip ospf cost 20"),
      ("interface eth1", " description LAN"), "2 line(s) to remove, 1 to add",
-     ["configure terminal", "interface eth1", " no description hand edited", " no ip ospf cost 20",
+     ["configure terminal", "interface eth1", " no description", " no ip ospf cost 20",
       " description LAN", "exit", "end", "write memory"]),
 ], ids=["agree", "extra-route", "missing-lines", "changed-description"])
 def test_intended_finding_carries_the_commands_to_type(remove, add, title, commands) -> None:
