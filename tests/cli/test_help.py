@@ -125,3 +125,23 @@ def test_the_shell_gets_the_completions(words: str, expected: list[str]) -> None
     dzops = Path(sys.executable).parent / "dzops"  # the venv's own console script, not whatever PATH finds
     proc = subprocess.run([str(dzops)], env=env, capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == expected, proc.stderr
+
+
+@pytest.mark.parametrize(("argv", "scope", "check"), [
+    ([], "every", True),  # what officers type: every AP, what would change, nothing touched
+    (["--all"], "every", False),
+    (["--check", "gewog-talo-ap1"], ["gewog-talo-ap1"], True),
+], ids=["bare", "all", "one-checked"])
+def test_a_bare_provision_ap_checks_every_access_point(monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                                       scope: Any, check: bool) -> None:
+    calls: dict[str, Any] = {}
+
+    def provision(inventory: Any, aps: list[str], **kwargs: Any) -> list[Any]:
+        calls.update(scope=sorted(aps), check=kwargs["check"])
+        return []
+
+    monkeypatch.setattr("dzops.execute.ap.provision_ap", provision)
+    result = CliRunner().invoke(app, ["-i", str(SAMPLE), "provision-ap", *argv])
+    assert result.exit_code == 0, result.output
+    every = complete.access_points(_context(SAMPLE), "")
+    assert calls == {"scope": every if scope == "every" else scope, "check": check} and len(every) == 11
