@@ -68,6 +68,8 @@ CONTRACT: dict[str, dict[str, str | None]] = {
                                  diff="a cron entry has no configuration diff"),
     # Passed through to the job, whose own line of this table then applies.
     "schedule run": _refusing(),
+    "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
+                        limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
 }
 
 

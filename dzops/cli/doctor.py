@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
@@ -190,6 +191,7 @@ def run_checks(lab: bool, prefix: str) -> list[Check]:
     return checks
 
 
+@contract
 def doctor(
     ctx: typer.Context,
     lab: Annotated[bool, typer.Option("--lab", help="Also what the virtual lab needs: daemons, kernel features (root).")] = False,
@@ -202,7 +204,7 @@ def doctor(
     settings: Settings = ctx.obj
     checks = run_checks(lab, prefix)
     missing = [c for c in checks if c.status == "missing"]
-    if settings.json or json_output:
+    if settings.json:
         emit_json({"ok": not missing, "checks": [asdict(c) for c in checks]})
     else:
         for c in checks:
