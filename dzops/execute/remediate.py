@@ -146,6 +146,14 @@ class Remediation:
             return
         try:
             device.driver.rollback(device.saved)
+            # Read back: a rollback that left lines behind is a failure to report, not a rollback.
+            device.driver.get_config()
+            left = device.driver.compare_config(device.saved)
+            if not left.empty:
+                device.error = (f"{device.error}; ROLLBACK FAILED: the saved config is not back "
+                                f"({len(left.remove)} line(s) to remove, {len(left.add)} to add)")
+                self.progress(device.host, device.error)
+                return
             result.data["rolled_back"] = True
             self.progress(device.host, f"{device.error}; rolled back")
         except DzopsError as exc:
