@@ -489,7 +489,9 @@ def _device(v: _Validator, raw_host: RawHost, first: RawHost) -> m.Device | None
             loc = tuple(error["loc"])
             var = HOST_KEYS.get(str(loc[0]), str(loc[0])) if loc else ""
             label = ".".join([var, *(str(p) for p in loc[1:])])
-            v.problem(error["msg"].removeprefix("Value error, "), raw.get(str(loc[0])) if loc else None,
+            # a bad host name has no value of its own in the files: point at the host's first variable
+            at = (raw.get(str(loc[0])) or (where if loc[0] == "name" else None)) if loc else None
+            v.problem(error["msg"].removeprefix("Value error, "), at,
                       name, label, loc[1:])
         return None
 

@@ -7,6 +7,7 @@ for the value explicitly with `.get_secret_value()`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -47,7 +48,24 @@ def single_line(value: str) -> str:
 
 # Every free-text field of the inventory: descriptions, names, circuit ids, SSIDs, mail addresses...
 Text = Annotated[str, AfterValidator(single_line)]
-HostName = Annotated[Text, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+def host_name(value: str) -> str:
+    """A device name: it becomes the device's hostname, file names and unquoted config words.
+
+    >>> host_name("gewog-talo-rtr1")
+    'gewog-talo-rtr1'
+    >>> host_name("talo;reboot")
+    Traceback (most recent call last):
+    ...
+    ValueError: a host name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+        raise ValueError("a host name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
+
+
+HostName = Annotated[Text, AfterValidator(host_name)]
 InterfaceName = Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_./:-]+$")]
 
 

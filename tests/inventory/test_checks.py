@@ -72,6 +72,19 @@ def write(rel: str, text: str) -> Patch:
     return apply
 
 
+def rename_host(old: str, new: str) -> Patch:
+    """Rename a host everywhere the minimal inventory names it (hosts.yml, its host_vars file, links)."""
+
+    def apply(root: Path) -> None:
+        (root / "host_vars" / f"{old}.yml").rename(root / "host_vars" / f"{new}.yml")
+        for rel in ("hosts.yml", "group_vars/all/links.yml"):
+            path = root / rel
+            assert old in path.read_text(), f"{old} must occur in {rel}"
+            path.write_text(re.sub(rf"\b{re.escape(old)}\b", json.dumps(new), path.read_text()))
+
+    return apply
+
+
 def vault(**overrides: str) -> Patch:
     """Re-encrypt the vault with some values changed, as `ansible-vault edit` would leave it."""
 
@@ -291,6 +304,10 @@ CASES: tuple[Case, ...] = (
          (replace("group_vars/all/users.yml", "login: dorji", "login: backup"),),
          f"{GV}/all/users.yml", 18, None, "users[backup].login",
          "login 'backup' is a system or service account's name: staff need their own"),
+    Case("host-name-with-shell-characters",  # the name becomes the hostname and file names
+         (rename_host("tst-hq-srv1", "tst-hq-srv1;reboot"),),
+         f"{HV}/tst-hq-srv1;reboot.yml", 2, "tst-hq-srv1;reboot", "name",
+         "a host name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"),
     Case("newline-in-psk", (vault(vault_ssid_staff_psk="Staff-Psk-01\nwpa=0"),),
          f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be printable ASCII"),
     # --- YAML syntax ------------------------------------------------------------------------------
