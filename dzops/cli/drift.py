@@ -270,5 +270,7 @@ def _record_remediation(inventory: Any, hosts: list[str]) -> None:
     tip = head(inventory.backup_repository)
     report_dir = inventory.report_dir
     if tip and report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
+        from dzops.state import private_dir
+
+        private_dir(report_dir)
         _save_state(report_dir, {**_load_state(report_dir), **{host: tip for host in hosts}})

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dzops.exceptions import UsageError
-from dzops.state import job_lock
+from dzops.state import job_lock, private_dir
 
 JOBS = ("patch", "drift", "backup")
 TAG = "dzops"
@@ -140,7 +140,7 @@ def install(job: str, cron: str, inventory: Path, report_dir: Path | None, tabfi
     planned = planned_entry(job, cron, inventory, report_dir, options)
     lock, log = job_paths(report_dir, job)
     for directory in (lock.parent, log.parent):
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)  # logs hold run output: the owner's only, like report_dir
     tab = _crontab(tabfile)
     comment = tag(job, Path(planned.inventory))
     tab.remove_all(comment=comment)

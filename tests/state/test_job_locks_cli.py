@@ -63,3 +63,12 @@ def test_the_lock_directory_and_file_are_owner_only(inventory: Path) -> None:
     dzops(inventory, "backup")
     lock = lock_of(inventory, "backup")
     assert (lock.parent.stat().st_mode & 0o777, lock.stat().st_mode & 0o777) == (0o700, 0o600)
+
+
+def test_schedule_install_creates_owner_only_lock_and_log_directories(tmp_path: Path) -> None:
+    from dzops.execute import schedule
+
+    reports = tmp_path / "var" / "reports"
+    schedule.install("backup", "30 1 * * *", tmp_path, reports, tabfile=tmp_path / "crontab")
+    assert {p.name: p.stat().st_mode & 0o777 for p in (reports.parent, reports, reports / "locks", reports / "logs")} \
+        == {"var": 0o700, "reports": 0o700, "locks": 0o700, "logs": 0o700}
