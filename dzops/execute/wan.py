@@ -187,7 +187,19 @@ class WanRun:
             self.progress(host, "unchanged" if session.diff.empty else ("would change" if self.check else "applied"))
         except DeviceError as exc:
             session.error = str(exc)
+            if session.attempted:
+                session.diff = self._applied_so_far(session)
             self.progress(host, f"failed: {exc}")
+
+    @staticmethod
+    def _applied_so_far(session: _Session) -> ConfigDiff:
+        """What a failed apply changed on the device (saved -> now), for the result; empty if unreadable."""
+        assert session.driver is not None
+        try:
+            back = remaining(session.driver, session.saved)
+        except DeviceError:
+            return ConfigDiff()
+        return ConfigDiff(add=back.remove, remove=back.add)
 
     def _collect(self, plan: WanPlan) -> None:
         for name in plan.scope:

@@ -138,6 +138,7 @@ def test_a_partly_taken_candidate_fails_and_both_ends_are_restored(inventory, ne
     assert expected in (result.error or "") and expected in (talo.error or "")
     if not raises:
         assert "ip ospf area" in (talo.error or "")  # the line the router did not take is named
+    assert "ip address 10.30.255." in talo.diff  # what the failed apply had changed is shown
     assert result.hosts[HQ].status == "rolled_back"
     assert {h: config_pairs(net.running[h]) for h in (HQ, TALO)} == {h: config_pairs(before[h]) for h in (HQ, TALO)}
 
