@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dzops.cli.doctor import COMMAND_PROGRAMS, LAB_PROGRAMS
+from dzops.cli.doctor import COMMAND_PROGRAMS, LAB_FILES, LAB_PROGRAMS
 from dzops.cli.exit_codes import ExitCode
 
 DZOPS = Path(sys.executable).parent / "dzops"  # the venv's own console script
@@ -78,3 +78,21 @@ def test_without_lab_no_lab_program_or_kernel_is_checked() -> None:
     names = {c["check"] for c in json.loads(proc.stdout)["checks"]}
     assert proc.returncode == ExitCode.OK
     assert not names & {row[0] for row in LAB_PROGRAMS} and not any(n.startswith("kernel") for n in names)
+
+
+def _installed_by_install_sh() -> set[str]:
+    text = (Path(__file__).resolve().parents[2] / "scripts" / "install.sh").read_text()
+    start = text.index("apt_packages=(")
+    block = text[start:text.index("\n)\n", start)]  # the array closes on a line of its own
+    return {word for line in block.splitlines()[1:] for word in line.split("#")[0].split()}
+
+
+def _essential(package: str) -> bool:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${Essential}", package], capture_output=True, text=True)
+    return proc.stdout.strip() == "yes"
+
+
+@pytest.mark.parametrize("package", sorted({row[1] for row in COMMAND_PROGRAMS + LAB_PROGRAMS + LAB_FILES}))
+def test_every_package_doctor_asks_for_is_installed_by_install_sh(package: str) -> None:
+    """A fix doctor prints is one scripts/install.sh already applies on a fresh machine."""
+    assert package in _installed_by_install_sh() or _essential(package), package
