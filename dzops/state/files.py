@@ -29,19 +29,28 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> P
     """Replace `path` with `data` atomically; returns the path.
 
     `mode` None keeps an existing file's permission bits (an inventory file stays as git left it)
-    and gives a new file 0600. On any failure the old file is untouched and no temporary is left.
+    and gives a new file 0600; an existing file keeps its owner where the process may chown, and a
+    symlink keeps pointing at its (replaced) target. On any failure the old file is untouched and
+    no temporary is left.
     """
     path = Path(path)
+    if path.is_symlink():  # an inventory file linked from elsewhere stays a link: its target is replaced
+        path = path.resolve()
+    try:
+        existing: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        existing = None
     if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = PRIVATE_FILE
+        mode = stat.S_IMODE(existing.st_mode) if existing else PRIVATE_FILE
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".dzops-tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if existing is not None and (existing.st_uid, existing.st_gid) != (os.geteuid(), os.getegid()):
+                # root editing an officer's checkout must not leave a root-owned file behind
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fh.fileno(), existing.st_uid, existing.st_gid)
             os.fchmod(fh.fileno(), mode)
             fh.write(payload)
             fh.flush()

@@ -69,3 +69,18 @@ def test_private_dir_ignores_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert mode(made) == 0o700
+
+
+def test_a_symlinked_file_stays_a_link_and_an_owned_file_keeps_its_owner(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    target = shared / "wan_links.yml"
+    target.write_text("old\n")
+    link = tmp_path / "wan_links.yml"
+    link.symlink_to(target)
+    atomic_write(link, "new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+    if os.geteuid() == 0:  # root rewriting somebody else's file leaves it theirs
+        os.chown(target, 1000, 1000)
+        atomic_write(target, "newer\n")
+        assert (target.stat().st_uid, target.stat().st_gid) == (1000, 1000)
