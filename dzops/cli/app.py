@@ -88,7 +88,7 @@ def root(
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", envvar="DZOPS_INVENTORY", metavar="DIR",
                                                       help="Inventory directory (default ./inventory).")] = None,
     limit: Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
-                                                   help="Only these hosts or groups (comma list).")] = None,
+                                                   help="Only these hosts: an Ansible host pattern (a,b  g1:&g2  g:!h  ~regex  @file).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; touch nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show the configuration diff per device.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
