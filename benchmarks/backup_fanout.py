@@ -121,7 +121,7 @@ def ansible_network_cli(root: Path, inv: Path, workers: int, env: dict[str, str]
                "ANSIBLE_NETWORK_CLI_SSH_TYPE": "paramiko", "ANSIBLE_RETRY_FILES_ENABLED": "False",
                "ANSIBLE_PERSISTENT_COMMAND_TIMEOUT": "120"}
     start = time.perf_counter()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inv / "hosts.yml"), str(playbook)], env=run_env,
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv / "hosts.yml"), str(playbook)], env=run_env,
                           capture_output=True, text=True, timeout=3600, cwd=root)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0 or "failed=0" not in proc.stdout or "unreachable=0" not in proc.stdout:

@@ -308,7 +308,7 @@ def generate(root: Path, n_dzongkhags: int, n_devices: int) -> tuple[Path, int]:
     dump(plain, VAULT_VALUES)
     run(
         [
-            "ansible-vault",
+            str(Path(sys.executable).parent / "ansible-vault"),  # this venv's, not PATH's
             "encrypt",
             "--vault-password-file",
             str(password_file),
@@ -414,7 +414,7 @@ def main() -> None:
         check = run(dzops_cmd, tmp)  # exits here if the generated inventory is not valid
         print(check.stderr.strip() if check else "")
         ansible_cmd = [
-            "ansible-inventory",
+            str(Path(sys.executable).parent / "ansible-inventory"),
             "-i",
             str(root / "hosts.yml"),
             "--vault-password-file",
