@@ -50,6 +50,9 @@ def install(
         raise UsageError(f"no --cron given and no schedules.{job} in the inventory")
     if _command_exists(job):  # a job that would refuse these options every night is refused now
         check_contract(job, [o for o in given(ctx, settings) if o == "limit"] + (["check"] if check_runs else []))
+    if check_runs and job == "drift":  # drift's --check belongs to --remediate, which cron never runs
+        raise UsageError("--check-runs is not supported by `dzops schedule install drift`: a drift report changes "
+                         "no device")
     options = recorded_options(settings) + (["--check"] if check_runs else [])
     if settings.check:
         entry = schedule.planned_entry(job, cron, settings.inventory, inventory.report_dir, options)

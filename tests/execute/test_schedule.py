@@ -77,7 +77,8 @@ def test_reinstall_replaces_and_remove_keeps_foreign_entries(inventory: Path, ta
 @pytest.mark.parametrize(("args", "message"), [
     (["install", "reboot", "--cron", "0 2 * * 6"], "unknown job 'reboot'"),
     (["install", "patch", "--cron", "0 25 * * 6"], "is not a cron schedule"),
-], ids=["unknown-job", "bad-cron"])
+    (["install", "drift", "--check-runs"], "--check-runs is not supported by `dzops schedule install drift`"),
+], ids=["unknown-job", "bad-cron", "drift-check-runs"])
 def test_bad_requests_are_one_line_usage_errors(inventory: Path, tabfile: Path, args: list[str], message: str) -> None:
     proc = dzops("-i", str(inventory), "schedule", *args, env=_env(tabfile))
     assert proc.returncode == ExitCode.USAGE and message in proc.stderr
