@@ -226,8 +226,12 @@ def _remediate(settings: Settings, inventory: Any, hosts: list[str], *, named: b
     if not intended:
         raise UsageError("nothing to remediate: none of the selected devices has an intended config (routers do)")
     say(f"dzops: drift --remediate {'(check) ' if check else ''}{len(intended)} device(s)")
-    results = remediate(inventory, intended, check=check, verify_timeout=verify_timeout,
-                        progress=lambda subject, message: say(f"  {subject}: {message}"))
+    from dzops.cli.progress import progress_for
+
+    with progress_for(settings, "drift --remediate", sorted(intended)) as progress:
+        results = remediate(inventory, intended, check=check, verify_timeout=verify_timeout, forks=settings.forks,
+                            progress=progress.step)
+        progress.finish((r.host, r.status) for r in results)
     secrets = inventory_secrets(inventory)
     rows = []
     for r in results:

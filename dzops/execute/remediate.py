@@ -41,8 +41,9 @@ class _Device:
 
 class Remediation:
     def __init__(self, inventory: Inventory, intended: dict[str, str], *, check: bool = False,
-                 verify_timeout: float = 90.0, progress: Progress | None = None) -> None:
+                 verify_timeout: float = 90.0, progress: Progress | None = None, forks: int = 10) -> None:
         self.inventory = inventory
+        self.forks = forks
         self.intended = intended  # host -> whole intended config (only devices that have one)
         self.check = check
         self.verify_timeout = verify_timeout
@@ -54,16 +55,16 @@ class Remediation:
     def run(self) -> list[HostResult]:
         hosts = sorted(self.devices)
         try:
-            fan_out(self._preflight, hosts)
+            fan_out(self._preflight, hosts, self.forks)
             to_change = [h for h in hosts if self.devices[h].error is None and not self.devices[h].diff.empty]
             if not self.check:
-                fan_out(self._apply, to_change)
+                fan_out(self._apply, to_change, self.forks)
                 applied = [h for h in to_change if self.devices[h].applied]
                 self._open_peers(applied)
-                fan_out(self._verify, applied)
+                fan_out(self._verify, applied, self.forks)
         finally:
-            fan_out(self._close, hosts)
-            fan_out(lambda d: d.close(), [d for d in self.peers.values() if d is not None])
+            fan_out(self._close, hosts, self.forks)
+            fan_out(lambda d: d.close(), [d for d in self.peers.values() if d is not None], self.forks)
         for host in hosts:
             self._result(host)
         return [self.results[h] for h in hosts]
@@ -183,7 +184,7 @@ class Remediation:
                 log.info("%s: far end not reachable for link checks: %s", host, exc)
                 self.peers[host] = None
 
-        fan_out(open_peer, wanted)
+        fan_out(open_peer, wanted, self.forks)
 
     def _driver(self, host: str) -> NetworkDriver | None:
         device = self.devices.get(host)
@@ -259,6 +260,7 @@ def _carries(driver: NetworkDriver, end: WanEnd) -> bool:
 
 
 def remediate(inventory: Inventory, intended: dict[str, str], *, check: bool = False,
-              verify_timeout: float = 90.0, progress: Progress | None = None) -> list[HostResult]:
+              verify_timeout: float = 90.0, progress: Progress | None = None, forks: int = 10) -> list[HostResult]:
     """Replace each device's running config with its intended one, verified, rolled back on failure."""
-    return Remediation(inventory, intended, check=check, verify_timeout=verify_timeout, progress=progress).run()
+    return Remediation(inventory, intended, check=check, verify_timeout=verify_timeout, progress=progress,
+                       forks=forks).run()
