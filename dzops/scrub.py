@@ -216,6 +216,21 @@ def egress(text: str, syntax: str | None = None) -> str:
     return scrub_secrets(text, syntax or ANY, _REGISTERED)
 
 
+def egress_html(html: str) -> str:
+    """HTML fit to leave dzops: every registered value masked, raw or HTML-escaped.
+
+    Rules are not run over markup (a value pattern would eat the closing tag): HTML is scrubbed
+    as data before it is rendered (`dzops.report.drift.egress_report`), this is the last line.
+
+    >>> register_secrets(["a<b&c-secret"]); egress_html("<p>a&lt;b&amp;c-secret</p>"); forget_secrets()
+    '<p>&lt;removed&gt;</p>'
+    """
+    import html as html_lib
+
+    values = {v for s in _REGISTERED for v in (s, html_lib.escape(s))}
+    return mask_values(html, values, marker=html_lib.escape(MARKER))
+
+
 def egress_data(value: Any, syntax: str | None = None) -> Any:
     """Structured data (JSON-like) with every string passed through `egress`.
 

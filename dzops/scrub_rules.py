@@ -154,6 +154,9 @@ LINUX = (
     RuleSpec("netrc-password", r"^\s*(?:machine\s+\S+\s+)?(?:login\s+\S+\s+)?password\s+" + TOKEN),
     RuleSpec("key-value-secret", r"^\s*(?:export\s+)?[\w.-]*(?:password|passwd|secret|psk|token|api_?key|"
              r"secret_access_key|secret_key)\s*[=:]\s*" + REST),
+    # JSON and YAML written by tools (ansible-runner's files): "smtp_password": "..." / db_secret: '...'.
+    RuleSpec("json-secret-field", r'"[\w.-]*(?:password|passwd|secret|psk|passphrase|token|api_?key)[\w.-]*"\s*:\s*'
+             r'"(?P<v>(?:[^"\\]|\\.)+)"', anywhere=True),  # the quotes stay: the file is still JSON
     RuleSpec("key-equals-secret", r"(?:^|\s)[\w.-]*(?:password|passwd|secret|psk|token|api_?key)=(?P<v>[^\s,;&]+)",
              anywhere=True),
 )

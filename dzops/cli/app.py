@@ -26,10 +26,12 @@ from dzops.cli import patch as patch_cmd
 from dzops.cli import provision_ap as provision_ap_cmd
 from dzops.cli import provision_wan as provision_wan_cmd
 from dzops.cli import schedule as schedule_cmd
+from dzops.cli import scrub as scrub_cmd
 from dzops.cli import user as user_cmd
 from dzops.cli.exit_codes import ExitCode, exit_code_for
 from dzops.cli.help import DzopsGroup, DzopsTyper
 from dzops.cli.output import Settings, error
+from dzops.scrub import egress, install_log_filter
 
 # `dzops --help` lists the commands under the duties of the README's table, in this order.
 DUTIES = (
@@ -69,6 +71,7 @@ app.command("drift", rich_help_panel="Back up configs, report drift")(drift_cmd.
 app.add_typer(schedule_cmd.app, name="schedule", rich_help_panel="Run jobs from cron")
 app.command("diagram", rich_help_panel="Document the network")(diagram_cmd.diagram)
 app.command("docs", rich_help_panel="Document the network")(docs_cmd.docs)
+app.command("scrub", rich_help_panel="Back up configs, report drift")(scrub_cmd.scrub)
 app.command("doctor", rich_help_panel="Check this machine")(doctor_cmd.doctor)
 
 
@@ -100,6 +103,7 @@ def root(
 ) -> None:
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    install_log_filter()  # log records leave through stderr: they pass the egress filter too
     ctx.obj = Settings(inventory=inventory or default_inventory(), limit=limit, check=check, diff=diff,
                        json=json_output, verbose=verbose, vault_password_file=vault_password_file)
 
@@ -112,7 +116,7 @@ def main() -> None:
         app()
     except InventoryError as exc:
         for problem in exc.problems:
-            sys.stderr.write(f"{problem}\n")
+            sys.stderr.write(f"{egress(str(problem))}\n")
         error(f"inventory {'has' if len(exc.problems) != 1 else 'has'} {len(exc.problems)} problem(s)")
         sys.exit(exit_code_for(exc))
     except DzopsError as exc:

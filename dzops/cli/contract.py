@@ -68,6 +68,9 @@ CONTRACT: dict[str, dict[str, str | None]] = {
                                  diff="a cron entry has no configuration diff"),
     # Passed through to the job, whose own line of this table then applies.
     "schedule run": _refusing(),
+    "scrub": _refusing(vault_password_file="it scrubs the text it is given with the rules of --platform; it opens no vault",
+                       limit="it reads text, not hosts", diff="it changes nothing, so there is no diff",
+                       json="it prints the scrubbed text as it is, ready to paste"),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
                         limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
 }

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dzops.scrub import egress, egress_data
+
 # Accepted after the sub-command too (`dzops inventory show --json`), as people type it.
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 # Every command that works on many devices at once; default: the inventory's dzops_forks, else 10.
@@ -41,8 +43,11 @@ class Settings:
         """The validated inventory (cached for the command's lifetime)."""
         if self._inventory_cache is None:
             from dzops.inventory.loader import load_inventory
+            from dzops.scrub import inventory_secrets, register_secrets
 
             self._inventory_cache = load_inventory(self.inventory, self.vault_password_file)
+            # From here on every output path masks the Vault's values (see dzops.scrub.egress).
+            register_secrets(inventory_secrets(self._inventory_cache))
         return self._inventory_cache
 
 
@@ -54,18 +59,24 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_default, sort_keys=False) + "\n")
+# Everything below is an exit of dzops: each passes the egress filter (scrub rules of the text's
+# syntax, "any" when unknown, plus every registered Vault value) before it is written.
+
+def emit_json(data: Any, syntax: str | None = None) -> None:
+    """Data on stdout; strings are scrubbed before serialising (a dict's `platform` picks its rules)."""
+    plain = json.loads(json.dumps(data, default=_default))
+    sys.stdout.write(json.dumps(egress_data(plain, syntax), indent=2, sort_keys=False) + "\n")
 
 
-def emit_text(text: str) -> None:
+def emit_text(text: str, syntax: str | None = None) -> None:
+    text = egress(text, syntax)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def say(message: str) -> None:
     """A message for people (stderr)."""
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(egress(message) + "\n")
 
 
 def error(message: str) -> None:
-    sys.stderr.write(f"dzops: error: {message}\n")
+    sys.stderr.write(f"dzops: error: {egress(message)}\n")

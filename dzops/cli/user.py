@@ -159,6 +159,12 @@ def apply(
         results = apply_users(inventory, hosts, check=check, progress=progress.step,
                               vault_password_file=settings.vault_password_file, on_event=progress.ansible_event)
         progress.finish((r.host, r.status) for r in results)
+    from dzops.scrub import egress, syntax_for
+
+    # Rendered vendor lines carry derived secrets (an IOS `secret 9` hash is no Vault value): each
+    # host's diff leaves through its own platform's rules, in the JSON and in --diff alike.
+    for r in results:
+        r.diff = egress(r.diff, syntax_for(inventory.devices[r.host].platform)) if r.diff else r.diff
     offboarded = {u.login for u in inventory.users if u.state == "absent"}
     report = {login: {r.host: r.data["accounts"][login] for r in results
                       if login in r.data.get("accounts", {})} for login in sorted(offboarded)}

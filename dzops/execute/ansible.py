@@ -187,4 +187,22 @@ def run_playbook(
             extravars_file.unlink(missing_ok=True)  # kept artifacts never keep the hashes
         if not keep_artifacts:
             shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            scrub_artifacts(data_dir)
     return run
+
+
+def scrub_artifacts(data_dir: Path) -> None:
+    """Runner files kept on disk for debugging still leave dzops: each text file passes the egress filter."""
+    from dzops.scrub import egress
+
+    for path in data_dir.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        clean = egress(text)
+        if clean != text:
+            path.write_text(clean, encoding="utf-8")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from dzops.report.scrub import scrub
+from dzops.report.scrub import egress, scrub
 
 Severity = Literal["high", "medium", "low", "info"]
 Kind = Literal["intended", "out-of-band", "unreachable", "failed", "note"]
@@ -232,6 +232,30 @@ def _environment(html: bool) -> Any:
     return env
 
 
+def egress_report(report: DriftReport) -> DriftReport:
+    """A copy of the report fit to leave dzops: every text through the egress filter of its device's syntax.
+
+    Findings are scrubbed where they are made; this is the one rule at the exit as well, so a
+    remediation or diff line no rule caught upstream (a key typed at a console) cannot reach the
+    text, the HTML or the mail.
+
+    >>> f = Finding("r1", "hq", "intended", "differs", detail="interface lo\\n ip ospf authentication-key K3y")
+    >>> r = DriftReport("Punakha", "2026-01-05", None, [DeviceReport("r1", "hq", "routers", "frr", "ok", [f])])
+    >>> egress_report(r).devices[0].findings[0].detail
+    'interface lo\\n ip ospf authentication-key <removed>'
+    """
+    from dataclasses import replace
+
+    from dzops.scrub import egress, syntax_for
+
+    def clean(finding: Finding, syntax: str) -> Finding:
+        return replace(finding, title=egress(finding.title, syntax), detail=egress(finding.detail, syntax),
+                       commands=tuple(egress(c, syntax) for c in finding.commands))
+
+    devices = [replace(d, findings=[clean(f, syntax_for(d.platform)) for f in d.findings]) for d in report.devices]
+    return replace(report, devices=devices, notes=[egress(n) for n in report.notes])
+
+
 def subject(report: DriftReport) -> str:
     """
     >>> r = DriftReport("Punakha", "2026-01-05T06:00:00+06:00", None, [DeviceReport("r1", "hq", "routers", "frr", "ok")])
@@ -242,15 +266,17 @@ def subject(report: DriftReport) -> str:
     state = (f"DRIFT on {c['drifted']} device(s)" if report.has_drift else "no drift")
     if c["unreachable"]:
         state += f", {c['unreachable']} unreachable"
-    return f"{report.dzongkhag} drift report {report.generated[:10]}: {state}, {c['devices']} device(s) checked"
+    return egress(f"{report.dzongkhag} drift report {report.generated[:10]}: {state}, {c['devices']} device(s) checked")
 
 
 def render_text(report: DriftReport) -> str:
+    report = egress_report(report)
     return _environment(False).get_template("report/drift.txt.j2").render(
         report=report, counts=report.counts(), subject=subject(report))
 
 
 def render_html(report: DriftReport) -> str:
+    report = egress_report(report)
     return _environment(True).get_template("report/drift.html.j2").render(
         report=report, counts=report.counts(), subject=subject(report), severities=SEVERITIES)
 

@@ -14,6 +14,7 @@ from dzops.scrub import (
     SecretFilter,
     egress,
     egress_data,
+    egress_html,
     forget_secrets,
     install_log_filter,
     inventory_secrets,
@@ -26,6 +27,6 @@ from dzops.scrub import (
     table,
 )
 
-__all__ = ["ANY", "MARKER", "SYNTAXES", "Rule", "SecretFilter", "egress", "egress_data", "forget_secrets",
+__all__ = ["ANY", "MARKER", "SYNTAXES", "Rule", "SecretFilter", "egress", "egress_data", "egress_html", "forget_secrets",
            "install_log_filter", "inventory_secrets", "mask_values", "register_secrets", "registered_secrets",
            "scrub", "scrub_secrets", "syntax_for", "table"]

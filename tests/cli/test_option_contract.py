@@ -189,6 +189,7 @@ COMMANDS: dict[str, list[str]] = {
     "schedule list": [],
     "schedule remove": [],
     "schedule run": ["backup"],
+    "scrub": ["--platform", "ios"],
 }
 
 # Refusals made by the command itself at run time (its contract entry honours the option because
