@@ -272,6 +272,17 @@ def install_log_filter(logger: logging.Logger | None = None) -> None:
             handler.addFilter(SecretFilter())
 
 
+def install_excepthook() -> None:
+    """An uncaught exception's traceback (DZOPS_DEBUG=1) leaves through `egress` like any other text."""
+    import sys
+    import traceback
+
+    def scrubbed_hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        sys.stderr.write(egress("".join(traceback.format_exception(kind, value, tb))))
+
+    sys.excepthook = scrubbed_hook
+
+
 def inventory_secrets(inventory: Any) -> list[str]:
     """Every secret value the inventory holds (device passwords, PSKs, RADIUS and SMTP secrets, hashes).
 

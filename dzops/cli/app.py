@@ -31,7 +31,7 @@ from dzops.cli import user as user_cmd
 from dzops.cli.exit_codes import ExitCode, exit_code_for
 from dzops.cli.help import DzopsGroup, DzopsTyper
 from dzops.cli.output import Settings, error
-from dzops.scrub import egress, install_log_filter
+from dzops.scrub import egress, install_excepthook, install_log_filter
 
 # `dzops --help` lists the commands under the duties of the README's table, in this order.
 DUTIES = (
@@ -112,6 +112,7 @@ def main() -> None:
     """Console-script entry point: the only place an exception becomes an exit code."""
     from dzops.exceptions import DzopsError, InventoryError
 
+    install_excepthook()  # DZOPS_DEBUG=1 re-raises: the traceback passes the egress filter too
     try:
         app()
     except InventoryError as exc:

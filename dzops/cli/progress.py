@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from dzops.scrub import egress
+
 FAILED_WORDS = ("failed", "unreachable", "rolled back", "rolled_back", "skipped")
 
 
@@ -102,7 +104,7 @@ class RunProgress:
         if self.mode == "lines":
             self._line(f"  {subject}: {message}")
         elif self.mode == "bar" and self.verbose:
-            self._bar.console.print(f"  {subject}: {message}", markup=False, highlight=False)
+            self._bar.console.print(egress(f"  {subject}: {message}"), markup=False, highlight=False)
         self._refresh()
 
     def ansible_event(self, event: Any) -> None:
@@ -119,7 +121,7 @@ class RunProgress:
         if self.mode == "lines":
             self._line(f"  {event.host}: {event.task}: {event.status}{detail}")
         elif self.mode == "bar" and self.verbose:
-            self._bar.console.print(f"  {event.host}: {event.task}: {event.status}{detail}", markup=False,
+            self._bar.console.print(egress(f"  {event.host}: {event.task}: {event.status}{detail}"), markup=False,
                                     highlight=False)
         self._refresh()
 
@@ -136,7 +138,7 @@ class RunProgress:
     # -- output -----------------------------------------------------------------------------------
     def _line(self, text: str) -> None:
         with self._lock:
-            self.stream.write(text + "\n")
+            self.stream.write(egress(text) + "\n")  # stderr is an exit: a task's msg can quote a secret
             self.stream.flush()
 
     def _refresh(self) -> None:

@@ -16,6 +16,7 @@ from dzops.scrub import (
     egress_data,
     egress_html,
     forget_secrets,
+    install_excepthook,
     install_log_filter,
     inventory_secrets,
     mask_values,
@@ -28,5 +29,5 @@ from dzops.scrub import (
 )
 
 __all__ = ["ANY", "MARKER", "SYNTAXES", "Rule", "SecretFilter", "egress", "egress_data", "egress_html", "forget_secrets",
-           "install_log_filter", "inventory_secrets", "mask_values", "register_secrets", "registered_secrets",
+           "install_excepthook", "install_log_filter", "inventory_secrets", "mask_values", "register_secrets", "registered_secrets",
            "scrub", "scrub_secrets", "syntax_for", "table"]

@@ -96,3 +96,35 @@ def test_user_apply_never_prints_an_ios_secret_9_hash(monkeypatch: pytest.Monkey
     code, stdout, stderr = _user_apply(monkeypatch, *args)
     assert IOS_HASH not in stdout + stderr and "$9$" not in stdout + stderr
     assert f"username karma privilege 15 secret 9 {MARKER}" in stdout, (code, stdout, stderr)
+
+
+def test_progress_lines_on_stderr_are_scrubbed() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from dzops.cli.progress import RunProgress
+
+    stream = io.StringIO()
+    with RunProgress("user apply", ["r1"], "lines", stream=stream) as progress:
+        progress.step("r1", f"failed: login refused for {VAULT_VALUE}")
+        progress.ansible_event(SimpleNamespace(host="r1", task="users", status="failed",
+                                               result={"msg": f"chpasswd: username ops secret 9 {IOS_HASH}"}))
+    shown = stream.getvalue()
+    assert VAULT_VALUE not in shown and IOS_HASH not in shown
+    assert "r1: users: failed" in shown and MARKER in shown
+
+
+def test_a_debug_traceback_is_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+    from dzops.scrub import install_excepthook
+
+    saved = sys.excepthook
+    try:
+        install_excepthook()
+        try:
+            raise RuntimeError(f"vault said {VAULT_VALUE}")
+        except RuntimeError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+    finally:
+        sys.excepthook = saved
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err and "Traceback" in err and VAULT_VALUE not in err
