@@ -83,8 +83,10 @@ def save(report: dict[str, Any], report_dir: Path) -> tuple[Path, Path]:
 
     File names carry the start time to the second and a counter, so two runs never share a file.
     """
+    from dzops.scrub import egress_data
     from dzops.state import PRIVATE_FILE, private_dir, write_private
 
+    report = egress_data(report)  # a report leaves dzops: a host's error can quote a secret
     private_dir(report_dir)  # reports name hosts, packages and failures: the owner's only
     stamp = time.strftime("%Y%m%dT%H%M%S")
     suffix = "-check" if report.get("check") else ""

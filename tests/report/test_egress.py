@@ -130,3 +130,16 @@ def test_kept_runner_artifacts_are_scrubbed_on_disk(tmp_path: Path) -> None:
 def test_egress_is_the_identity_on_text_without_secrets() -> None:
     text = "dzops: drift check of 24 device(s)\n  gewog-talo-rtr1: collected running-config\n"
     assert egress(text) == text
+
+
+def test_patch_report_files_hold_no_secret(tmp_path: Path) -> None:
+    from dzops.report.patch import save
+
+    report = {"started": "2026-01-05T02:00:00+06:00", "check": False, "security_only": False, "batch": [1],
+              "max_fail": 0, "stopped": False,
+              "hosts": [{"host": "srv1", "status": "failed", "changed": False, "diff": "", "data": {},
+                         "error": f"apt: https://deploy:{VAULT_VALUE}@pkgs.dz.bt unreachable"}]}
+    json_path, text_path = save(report, tmp_path)
+    for path in (json_path, text_path):
+        assert VAULT_VALUE not in path.read_text()
+    assert "https://deploy:<removed>@pkgs.dz.bt" in json_path.read_text()
