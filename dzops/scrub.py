@@ -32,6 +32,7 @@ SYNTAXES: tuple[str, ...] = tuple(scrub_rules.PLATFORM_FAMILIES)  # the platform
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?-----END \1-----", re.DOTALL)
 _DIFF_MARK = re.compile(r"^[+-](?![+-])")
+_TRIGGER = re.compile(scrub_rules.TRIGGER, re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _scrub_lines(text: str, syntax: str, drop_volatile: bool) -> str:
         plain = config[1:] if marked and config.startswith(" ") and not config.startswith("  ") else config
         if rules.header.match(plain):
             header = plain
-        if any(p.match(body) for p in rules.skip):
+        if not _TRIGGER.search(body) or any(p.match(body) for p in rules.skip):
             out.append(line)
             continue
         scrubbed = body[0] + _apply_all(rules.rules, config, header) if marked else body

@@ -133,8 +133,7 @@ NCLU = (  # Cumulus' `net add ...` and `nv set ...` commands
 HOSTAPD = tuple(
     RuleSpec(f"hostapd-{key.replace('[0-3]', 'N')}", rf"^\s*{key}\s*=\s*" + REST, anywhere=True)
     for key in ("wpa_passphrase", "sae_password", "wpa_psk", "auth_server_shared_secret",
-                "acct_server_shared_secret", "radius_server_shared_secret", "private_key_passwd2?",
-                "eap_user_password", "wep_key[0-3]", "mesh_psk", "pac_opaque_encr_key", "ap_pin", "password")
+                "acct_server_shared_secret", "private_key_passwd", "wep_key[0-3]", "pac_opaque_encr_key", "ap_pin")
 ) + (
     RuleSpec("hostapd-r0kh", r"^\s*r0kh\s*=\s*\S+\s+\S+\s+" + TOKEN, anywhere=True),
     RuleSpec("hostapd-r1kh", r"^\s*r1kh\s*=\s*\S+\s+\S+\s+" + TOKEN, anywhere=True),
@@ -185,6 +184,11 @@ VOLATILE: dict[str, tuple[str, ...]] = {
     "vyos": (),
     "linux": (r"^#\s*(?:Generated|Created|Last modified|Written)\b.*\d{4}.*$",),
 }
+
+# Every rule above needs one of these in its line: a line without any is left alone without trying
+# the rules one by one (most lines of a config; egress runs over every message too).
+TRIGGER = (r"pass|secret|key|communit|psk|auth|priv|token|://|:!*\$|\$9\$|kh\s*=|das_client|ap_pin|"
+           r"createuser|com2sec|name=|snmp-server\s+host")
 
 # Which families make each platform's table.
 PLATFORM_FAMILIES: dict[str, tuple[str, ...]] = {

@@ -41,6 +41,28 @@ def test_fixture_loses_exactly_its_secrets(platform: str) -> None:
     assert out == mask_values(text, secrets)
 
 
+def test_every_rule_fires_in_some_fixture_of_a_platform_that_uses_it() -> None:
+    """No rule is dead data: each one removes a secret from a realistic config (and the fixture
+    test above proves the removal is exact)."""
+    from dzops import scrub_rules
+    from dzops.report.scrub import table
+
+    fired = set()
+    for platform in PLATFORMS:
+        rules = table(platform)
+        lines = (FIXTURES / f"{platform}.conf").read_text().splitlines()
+        for rule in rules.rules:
+            header = ""
+            for line in lines:
+                header = line if rules.header.match(line) else header
+                if rule.apply(line, header) != line:
+                    fired.add(rule.name)
+                    break
+    every = [spec.name for specs in scrub_rules.FAMILY_RULES.values() for spec in specs]
+    assert [name for name in every if name not in fired] == []
+    assert len(every) == len(set(every)), "rule names are unique"
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_scrubbing_twice_changes_nothing_more(platform: str) -> None:
     text, _ = _fixture(platform)
