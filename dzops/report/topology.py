@@ -84,6 +84,9 @@ class Topology:
     sites: dict[str, str]  # site name -> title, in inventory order
     nodes: dict[str, Node]
     links: list[Link]
+    hub: str = ""  # the HQ site (kind hq): diagrams lay the WAN out by distance from it
+    # a site view's whole network: which link is a site's primary path is only known there
+    network: Topology | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "sites": self.sites,
@@ -185,7 +188,8 @@ def build_topology(inventory: Inventory, found: Mapping[str, DeviceDiscovery]) -
     for link in links:
         link.a_addresses, link.b_addresses = _addresses(found, link.a), _addresses(found, link.b)
     sites = {name: site.title for name, site in inventory.sites.items()}
-    return Topology(f"{inventory.dzongkhag.name} Dzongkhag", sites, nodes, links)
+    hub = next((name for name, site in inventory.sites.items() if site.kind == "hq"), "")
+    return Topology(f"{inventory.dzongkhag.name} Dzongkhag", sites, nodes, links, hub)
 
 
 def site_view(topology: Topology, site: str) -> Topology:
@@ -195,4 +199,5 @@ def site_view(topology: Topology, site: str) -> Topology:
     names = inside | {end[0] for link in links for end in (link.a, link.b)}
     nodes = {n: node for n, node in topology.nodes.items() if n in names}
     sites = {s: title for s, title in topology.sites.items() if any(node.site == s for node in nodes.values())}
-    return Topology(f"{topology.title}: {topology.sites.get(site, site)}", sites, nodes, links)
+    return Topology(f"{topology.title}: {topology.sites.get(site, site)}", sites, nodes, links, topology.hub,
+                    topology.network or topology)
