@@ -88,6 +88,15 @@ class _Ap:
         self.result.status, self.result.error, self.skip = status, error, True  # type: ignore[assignment]
 
 
+def _router_uplink(device: Device) -> dict[str, Any]:
+    """What provision-ap says about the uplink of an AP plugged into a router port: nothing to set."""
+    assert device.uplink is not None
+    return {"switch": None, "router": device.uplink.router, "port": device.uplink.port, "vlans": [],
+            "native_vlan": None, "status": "not_applicable",
+            "note": f"uplinked to router {device.uplink.router} {device.uplink.port}: no switch port to configure "
+                    f"(the router's port carries the SSIDs' VLANs as its own configuration)"}
+
+
 class ApRun:
     def __init__(self, inventory: Inventory, scope: list[str], *, check: bool = False,
                  verify_timeout: float = 60.0, progress: Progress | None = None) -> None:
@@ -133,7 +142,7 @@ class ApRun:
                        "bridge": b.bridge, "security": b.security} for b in ap.bsses],
             "switch_port": {"switch": ap.port.switch, "port": ap.port.port, "vlans": ap.port.vids,
                             "native_vlan": next((v.vid for v in ap.port.vlans if v.native), None),
-                            "status": "pending", "note": None},
+                            "status": "pending", "note": None} if ap.port else _router_uplink(ap.device),
             "files_changed": [], "restarted": False, "checks": [],
         }
         if ap.device.platform in VENDOR_AP_PLATFORMS:
@@ -161,8 +170,7 @@ class ApRun:
 
     def _preflight(self, name: str) -> None:
         ap = self.aps[name]
-        assert ap.port is not None
-        sw = self.switches[ap.port.switch]
+        sw = self.switches[ap.port.switch] if ap.port else None
         try:
             driver: Any = driver_for(ap.device.platform, credentials(self.inventory, ap.device))
             driver.open()
@@ -175,9 +183,9 @@ class ApRun:
             ap.fail("unreachable", str(exc))
         except DeviceError as exc:
             ap.fail("failed", str(exc))
-        if not ap.skip and sw.error:
+        if not ap.skip and sw is not None and sw.error:
             ap.fail("unreachable" if sw.unreachable else "failed", sw.error)
-        if not ap.skip:
+        if not ap.skip and sw is not None:
             self._plan_port(ap, sw)
         if not ap.skip:
             self._plan_ap_changes(ap)
@@ -222,8 +230,9 @@ class ApRun:
         diffs += [f"~ {i}: bridge {ap.saved.masters.get(i) or '(none)'} -> {b}" for i, b in ap.master_changes.items()]
         if ap.restart and not ap.file_changes:
             diffs.append("~ hostapd: (re)start")
-        assert ap.port is not None
-        if ap.port_commands:
+        if ap.port is None:
+            pass  # uplinked to a router port: no switch port to change
+        elif ap.port_commands:
             diffs.append(f"~ {ap.port.switch} {ap.port.port}:\n" + "\n".join(f"+ {c}" for c in ap.port_commands))
         elif ap.result.data["switch_port"]["status"] in ("not_applicable", "not_applied"):
             diffs.append(f"# {ap.port.switch} {ap.port.port} intended trunk (not applied here):\n"

@@ -52,6 +52,12 @@ class _Where:
         """Whether hosts.yml defines the host, even if its variables failed validation."""
         return bool(self.loaded and name in self.loaded.hosts)
 
+    def invalid_hosts_at(self, inv: Inventory, site: str) -> bool:
+        """Whether a host of the site failed validation (reported already; what it would provide is unknown)."""
+        if not self.loaded:
+            return False
+        return any(name not in inv.devices and f"site_{site}" in raw.groups for name, raw in self.loaded.hosts.items())
+
     def global_var(self, key: str, *path: Any) -> Any:
         return _walk(self._first_vars().get(key), path)
 
@@ -139,8 +145,11 @@ def _link_ends(inv: Inventory, w: _Where) -> Iterator[tuple[str, LinkEnd, Any]]:
         for side in ("a", "b"):
             yield f"lan_links[{i}].{side}", getattr(lan, side), w.global_var("lan_links", i, side)
     for d in inv.devices.values():
+        peer = inv.devices.get(d.uplink.peer) if d.uplink is not None else None
+        if d.uplink is not None and peer is not None and peer.function != ("switches" if d.uplink.switch else "routers"):
+            continue  # uplinked to the wrong kind of device: check_device_references says so
         if d.uplink is not None:
-            end = LinkEnd(host=d.uplink.switch, interface=d.uplink.port)
+            end = LinkEnd(host=d.uplink.peer, interface=d.uplink.port)
             yield f"{d.name}.uplink", end, w.host_var(d.name, "uplink")
 
 
@@ -188,6 +197,10 @@ def check_device_references(inv: Inventory, w: _Where) -> Iterator[Problem]:
                 inv.devices[d.uplink.switch].function != "switches":
             yield w.problem(f"uplink '{d.uplink.switch}' is not in group switches", d.name, "uplink.switch",
                             w.host_var(d.name, "uplink"))
+        if d.uplink is not None and d.uplink.router in inv.devices and \
+                inv.devices[d.uplink.router].function != "routers":
+            yield w.problem(f"uplink '{d.uplink.router}' is not in group routers", d.name, "uplink.router",
+                            w.host_var(d.name, "uplink"))
 
 
 def check_ssid_profiles(inv: Inventory, w: _Where) -> Iterator[Problem]:
@@ -197,6 +210,9 @@ def check_ssid_profiles(inv: Inventory, w: _Where) -> Iterator[Problem]:
             yield w.problem(f"{p.security} needs a psk (from Vault)", None, f"ssid_profiles.{p.name}.psk", raw)
         if p.security == "wpa2-enterprise" and p.radius is None:
             yield w.problem("wpa2-enterprise needs a radius server", None, f"ssid_profiles.{p.name}.radius", raw)
+        if p.security == "open" and p.psk is not None:
+            yield w.problem("an open SSID has no key: remove psk (or choose wpa2-psk)", None,
+                            f"ssid_profiles.{p.name}.psk", w.global_var("ssid_profiles", p.name, "psk"))
         if inv.vlans and p.vlan not in inv.vlans and not w.defines("vlans", p.vlan):  # invalid: reported already
             yield w.problem(f"VLAN {p.vlan} is not defined in vlans", None, f"ssid_profiles.{p.name}.vlan",
                             w.global_var("ssid_profiles", p.name, "vlan"))
@@ -296,10 +312,94 @@ def check_user_credentials(inv: Inventory, w: _Where) -> Iterator[Problem]:
                                 f"users[{user.login}].password_hash", w.global_var("users", i))
 
 
+# hostapd runs one BSS per radio interface (driver=none cannot add a second BSS to one): see dzops.plan.ap.
+RADIO_PREFIX = "wlan"
+POINT_TO_POINT_PREFIXES = (30, 31)
+
+
+def check_radios(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for d in inv.devices.values():
+        if d.function != "access_points" or d.platform != "hostapd":
+            continue
+        radios = [name for name in d.interfaces if name.startswith(RADIO_PREFIX)]
+        # an undefined profile is reported as such; once it is fixed the count is what matters
+        if len([s for s in d.ssids if w.defines("ssid_profiles", s)]) > len(radios):
+            # The first SSID without a radio: remove it there, or add a wlanN to interfaces.
+            yield w.problem(f"serves {len(d.ssids)} SSID(s) but has {len(radios)} radio interface(s) "
+                            f"({RADIO_PREFIX}N in interfaces): hostapd needs one per SSID", d.name,
+                            f"ssids[{len(radios)}]", w.host_var(d.name, "ssids", len(radios)))
+
+
+def check_wan_subnets(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    pools = inv.address_pools
+    if pools.wan.prefixlen > pools.wan_subnet_size:
+        yield w.problem(f"the WAN pool {pools.wan} is smaller than one /{pools.wan_subnet_size} link subnet",
+                        None, "address_pools.wan", w.global_var("address_pools", "wan"))
+    for i, link in enumerate(inv.wan_links):
+        if link.subnet is not None and link.subnet.prefixlen not in POINT_TO_POINT_PREFIXES:
+            yield w.problem(f"subnet {link.subnet} is a /{link.subnet.prefixlen}: a point-to-point link takes a /30 "
+                            f"or a /31 (RFC 3021)", None, f"wan_links[{link.name}].subnet",
+                            w.global_var("wan_links", i, "subnet"))
+
+
+def check_ospf(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    for d in inv.devices.values():
+        if d.ospf_area is not None and d.function != "routers":
+            yield w.problem("ospf_area is a router's setting (the area of its LAN and loopback)", d.name,
+                            "ospf_area", w.host_var(d.name, "ospf_area"))
+    for i, link in enumerate(inv.wan_links):
+        for side in ("a", "b"):
+            if getattr(link, side).ospf_cost is not None and link.routing.protocol != "ospf":
+                yield w.problem("ospf_cost on a link routed statically", None, f"wan_links[{link.name}].{side}",
+                                w.global_var("wan_links", i, side))
+
+
+def check_host_addresses(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    """Loopbacks in their pool, LAN addresses in their site's prefix, a gateway for every LAN host."""
+    pools = inv.address_pools
+    gateway_of_lab = next(pools.management.hosts(), None)
+    # A pool or site prefix that overlaps another is reported by check_overlaps: that is the mistake,
+    # not every address it leaves outside.
+    other_pools = (pools.management, pools.wan, pools.lan)
+    loopback_pool_ok = not any(pools.loopback.overlaps(p) for p in other_pools)
+    prefixes = [s.lan_prefix for s in inv.sites.values()]
+    site_ok = {s.name: prefixes.count(s.lan_prefix) == 1 and not any(
+        s.lan_prefix.overlaps(p) for p in prefixes if p != s.lan_prefix) for s in inv.sites.values()}
+    for d in inv.devices.values():
+        if d.mgmt_address == gateway_of_lab:
+            yield w.problem(f"management address {d.mgmt_address} is the management network's gateway (its first "
+                            f"address: the lab's host side, a real network's router): pick another", d.name,
+                            "ansible_host", w.host_var(d.name, "ansible_host"))
+        if d.loopback is not None and loopback_pool_ok and d.loopback.ip not in pools.loopback:
+            yield w.problem(f"loopback {d.loopback} is outside the loopback pool {pools.loopback}", d.name,
+                            "loopback", w.host_var(d.name, "loopback"))
+        site = inv.sites.get(d.site)
+        if site is None or not site_ok[site.name]:
+            continue  # reported by check_sites or check_overlaps
+        lan_names = ([d.lan_interface] if d.lan_interface else []) if d.function == "routers" else list(d.interfaces)
+        on_lan = False
+        for name in lan_names:
+            address = d.interfaces[name].address if name in d.interfaces else None
+            if address is None:
+                continue
+            on_lan = True
+            if address.ip not in site.lan_prefix or address.network.prefixlen < site.lan_prefix.prefixlen:
+                yield w.problem(f"{name} address {address} is outside site {site.name}'s LAN {site.lan_prefix}",
+                                d.name, f"interfaces.{name}.address", w.host_var(d.name, "interfaces", name, "address"))
+        if d.gateway is not None and d.gateway not in site.lan_prefix:
+            yield w.problem(f"gateway {d.gateway} is outside site {site.name}'s LAN {site.lan_prefix}", d.name,
+                            "gateway", w.host_var(d.name, "gateway"))
+        elif on_lan and d.function != "routers" and inv.default_gateway(d.name) is None \
+                and not w.invalid_hosts_at(inv, site.name):
+            yield w.problem(f"no gateway: set `gateway`, or give site {site.name}'s router a lan_interface with an "
+                            f"address (hosts beyond this LAN could not be answered)", d.name, "gateway",
+                            w.host_var(d.name, "ansible_host"))
+
+
 CHECKS: tuple[Check, ...] = (
     check_platforms, check_sites, check_management_addresses, check_overlaps, check_link_ends,
     check_device_references, check_ssid_profiles, check_users,
-    check_user_credentials,
+    check_user_credentials, check_radios, check_wan_subnets, check_ospf, check_host_addresses,
 )
 
 

@@ -45,6 +45,8 @@ HOST_KEYS = {
     "ssids": "ssids",
     "services": "services",
     "health_checks": "health_checks",
+    "ospf_area": "ospf_area",
+    "gateway": "gateway",
 }
 SECRET_SUFFIXES = ("password", "passwd", "_pass", "psk", "secret", "passphrase", "community", "private_key",
                    "password_hash")
@@ -74,6 +76,8 @@ class Loaded:
     hosts: dict[str, RawHost]
     groups: dict[str, tuple[str, ...]]
     problems: list[Problem] = field(default_factory=list)
+    # each host's first mention in hosts.yml (an origin-tagged key): group membership is fixed there
+    listed_at: dict[str, Any] = field(default_factory=dict)
 
 
 def inventory_source(root: Path) -> Path:
@@ -150,7 +154,7 @@ def load_ansible(root: Path, password_file: Path | None) -> Loaded:
     _forget_cached_var_files()
     try:
         # ansible only warns about a broken hosts.yml and goes on with no hosts; read it first to fail here.
-        loader.load_from_file(str(source))
+        hosts_file = loader.load_from_file(str(source))
         manager = InventoryManager(loader=loader, sources=[str(source)])
         variables = VariableManager(loader=loader, inventory=manager)
         hosts: dict[str, RawHost] = {}
@@ -166,9 +170,22 @@ def load_ansible(root: Path, password_file: Path | None) -> Loaded:
         file, line = _error_origin(exc)
         raise InventoryError([Problem(message, file=display_path(file or str(source)), line=line)]) from None
     groups = {name: tuple(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
-    loaded = Loaded(root=root, hosts=hosts, groups=groups)
+    loaded = Loaded(root=root, hosts=hosts, groups=groups, listed_at=_hosts_listed_at(hosts_file))
     loaded.problems.extend(_orphan_var_files(root, hosts, groups))
     return loaded
+
+
+def _hosts_listed_at(node: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Host name -> its key in hosts.yml where first listed under some group's `hosts:`."""
+    found = {} if found is None else found
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "hosts" and isinstance(value, dict):
+                for host in value:
+                    found.setdefault(str(host), host)
+            else:
+                _hosts_listed_at(value, found)
+    return found
 
 
 def _forget_cached_var_files() -> None:
@@ -237,7 +254,8 @@ class Resolver:
         self._memo: dict[int, Any] = {}
         self._keep: list[Any] = []  # keep raw values alive so their ids stay unique
 
-    def resolve(self, value: Any, host_vars: dict[str, Any], loader: Any = None) -> Any:
+    def resolve(self, value: Any, host_vars: dict[str, Any], loader: Any = None, path: tuple[Any, ...] = ()) -> Any:
+        from ansible.errors import AnsibleError
         from ansible.parsing.vault import EncryptedString
 
         if isinstance(value, EncryptedString) or (isinstance(value, str) and "{{" in value):
@@ -245,14 +263,25 @@ class Resolver:
             if key not in self._memo:
                 from ansible.template import Templar
 
-                self._memo[key] = Templar(variables=host_vars).template(value)
+                try:
+                    self._memo[key] = Templar(variables=host_vars).template(value)
+                except AnsibleError as exc:
+                    raise Unresolved(value, path, exc) from exc
                 self._keep.append(value)
             return self._memo[key]
         if isinstance(value, dict):
-            return {k: self.resolve(v, host_vars) for k, v in value.items()}
+            return {k: self.resolve(v, host_vars, path=(*path, k)) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.resolve(v, host_vars) for v in value]
+            return [self.resolve(v, host_vars, path=(*path, i)) for i, v in enumerate(value)]
         return value
+
+
+class Unresolved(Exception):
+    """A value ansible could not template (an undefined variable): which raw leaf, and where below the field."""
+
+    def __init__(self, raw: Any, path: tuple[Any, ...], error: Exception) -> None:
+        super().__init__(str(error))
+        self.raw, self.path, self.error = raw, path, error
 
 
 def is_vaulted(value: Any) -> bool:
@@ -300,6 +329,7 @@ class _Validator:
         self.loaded = loaded
         self.problems: list[Problem] = list(loaded.problems)
         self.resolver = Resolver()
+        self._unresolved: set[int] = set()  # raw leaves already reported: a value is resolved more than once
 
     def problem(self, message: str, raw: Any = None, host: str | None = None, field: str | None = None,
                 loc: tuple[Any, ...] = ()) -> None:
@@ -313,6 +343,13 @@ class _Validator:
 
         try:
             return self.resolver.resolve(raw, host_vars)
+        except Unresolved as exc:
+            if id(exc.raw) not in self._unresolved:
+                self._unresolved.add(id(exc.raw))
+                text = str(getattr(exc.error, "message", exc.error)).splitlines()[0]
+                where = ".".join([field, *(str(p) for p in exc.path)])
+                self.problem(f"cannot resolve value: {text}", raw, host, where, exc.path)
+            return None
         except AnsibleError as exc:
             text = str(getattr(exc, "message", exc)).splitlines()[0]
             self.problem(f"cannot resolve value: {text}", raw, host, field)
@@ -458,11 +495,13 @@ def _device(v: _Validator, raw_host: RawHost, first: RawHost) -> m.Device | None
     sites = [g.removeprefix(SITE_GROUP_PREFIX) for g in raw_host.groups if g.startswith(SITE_GROUP_PREFIX)]
     functions = [g for g in raw_host.groups if g in FUNCTION_GROUPS]
     where = hv.get("ansible_host") or hv.get("platform")
+    # Groups are joined in hosts.yml: that is where a missing or extra membership is fixed.
+    listed = v.loaded.listed_at.get(name, where)
     if len(sites) != 1:
-        v.problem(f"must be in exactly one site_<name> group, found {len(sites)}", where, name, "site")
+        v.problem(f"must be in exactly one site_<name> group in hosts.yml, found {len(sites)}", listed, name, "site")
     if len(functions) != 1:
-        v.problem(f"must be in exactly one of the groups {', '.join(FUNCTION_GROUPS)}, found {len(functions)}",
-                  where, name, "function")
+        v.problem(f"must be in exactly one of the groups {', '.join(FUNCTION_GROUPS)} in hosts.yml, "
+                  f"found {len(functions)}", listed, name, "function")
     if len(sites) != 1 or len(functions) != 1:
         return None
     data: dict[str, Any] = {"name": name, "site": sites[0], "function": functions[0]}

@@ -13,11 +13,24 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
+from dzops.bandwidth import parse_bandwidth
 from dzops.platforms import DeviceFunction
 
 VlanId = Annotated[int, Field(ge=1, le=4094)]
+OspfCost = Annotated[int, Field(ge=1, le=65_535)]
+OspfArea = Annotated[int, Field(ge=0, le=4_294_967_295)]
 
 # Bidirectional overrides and isolates reorder what a reader sees ("Trojan Source"); a description
 # must read the same on a screen as on the device.
@@ -86,9 +99,23 @@ class Site(Model):
     lan_prefix: IPv4Network
 
 
+def prefix_length(value: object) -> object:
+    """`/31`, `31` and 31 are the same prefix length.
+
+    >>> prefix_length("/31"), prefix_length(30)
+    (31, 30)
+    """
+    if isinstance(value, str) and value.strip().lstrip("/").isdigit():
+        return int(value.strip().lstrip("/"))
+    return value
+
+
 class AddressPools(Model):
     management: IPv4Network
     wan: IPv4Network
+    # Each WAN link's subnet out of `wan`: /30 (two hosts, the classic) or /31 (RFC 3021: both
+    # addresses usable, half the space; every platform dzops drives takes it, RouterOS from v7).
+    wan_subnet_size: Annotated[Literal[30, 31], BeforeValidator(prefix_length)] = 30
     loopback: IPv4Network
     lan: IPv4Network
 
@@ -99,9 +126,27 @@ class Interface(Model):
 
 
 class Uplink(Model):
-    switch: Text
-    port: InterfaceName  # the switch port the device is plugged into
+    """Where a device plugs in: a switch port, or (a small office without a switch) a router port."""
+
+    switch: Text | None = None
+    router: Text | None = None
+    port: InterfaceName  # the switch's or router's port the device is plugged into
     interface: InterfaceName = "eth0"  # the device's own uplink interface
+
+    @model_validator(mode="after")
+    def _one_peer(self) -> Uplink:
+        if (self.switch is None) == (self.router is None):
+            raise ValueError("an uplink names either a switch or a router (and its port)")
+        return self
+
+    @property
+    def peer(self) -> str:
+        """The device at the other end of the cable.
+
+        >>> Uplink(router="r1", port="eth2").peer, Uplink(switch="sw1", port="swp2").peer
+        ('r1', 'sw1')
+        """
+        return self.switch or self.router or ""
 
 
 class Radio(Model):
@@ -130,6 +175,11 @@ class Device(Model):
     interfaces: dict[InterfaceName, Interface] = {}
     loopback: IPv4Interface | None = None
     lan_interface: InterfaceName | None = None  # the router interface that is the site LAN gateway
+    # OSPF area of a router's own networks (LAN, loopback); unset: the area its WAN links share,
+    # or the backbone (0) for a router whose links are in several areas (an area border router)
+    ospf_area: OspfArea | None = None
+    # hosts on a site LAN: the next hop off the LAN; unset: the site router's LAN address
+    gateway: IPv4Address | None = None
     # access points
     uplink: Uplink | None = None
     radio: Radio | None = None
@@ -139,10 +189,16 @@ class Device(Model):
     health_checks: tuple[HealthCheck, ...] = ()
 
 
+# kbit/s, written with a unit (512kbit, 10Mbit, 1Gbit); a plain number is Mbit/s (see dzops.bandwidth)
+Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
+
+
 class LinkEnd(Model):
     host: Text
     interface: InterfaceName
     vlan: VlanId | None = None
+    # this end's OSPF cost when bandwidth alone would choose the wrong path (else from the bandwidth)
+    ospf_cost: OspfCost | None = None
 
     @property
     def ifname(self) -> str:
@@ -156,7 +212,7 @@ class LinkEnd(Model):
 
 class Routing(Model):
     protocol: Literal["ospf", "static"]
-    area: Annotated[int, Field(ge=0)] = 0
+    area: OspfArea = 0
 
 
 class WanLink(Model):
@@ -165,10 +221,17 @@ class WanLink(Model):
     b: LinkEnd
     provider: Text
     circuit_id: Text
-    bandwidth_mbps: Annotated[int, Field(ge=1, le=100_000)]
+    # `bandwidth: 512kbit`; `bandwidth_mbps: 20` (the older spelling) is read the same way
+    bandwidth_kbps: Bandwidth = Field(validation_alias=AliasChoices("bandwidth", "bandwidth_mbps"))
     mtu: Annotated[int, Field(ge=576, le=9216)] = 1500
     routing: Routing
     subnet: IPv4Network | None = None  # allocated from address_pools.wan by provision-wan
+
+    @property
+    def bandwidth_mbps(self) -> int | float:
+        """Mbit/s, for readers that predate units (whole when it is: 20, not 20.0; 512kbit is 0.512)."""
+        whole, rest = divmod(self.bandwidth_kbps, 1_000)
+        return self.bandwidth_kbps / 1_000 if rest else whole
 
 
 class LanLink(Model):
@@ -200,7 +263,8 @@ class SsidProfile(Model):
     # a bare word: RouterOS names its security profile after it, unquoted
     name: Annotated[Text, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
     ssid: Annotated[Text, Field(min_length=1, max_length=32)]
-    security: Literal["wpa2-psk", "wpa3-sae", "wpa2-enterprise"]
+    # "open": no key at all (a guest network); give it client_isolation so guests cannot reach each other
+    security: Literal["wpa2-psk", "wpa3-sae", "wpa2-enterprise", "open"]
     psk: SecretStr | None = None
     radius: Radius | None = None
     vlan: VlanId
@@ -281,6 +345,27 @@ class Inventory(Model):
 
     def hosts_in(self, group: str) -> list[Device]:
         return [self.devices[name] for name in self.groups.get(group, ()) if name in self.devices]
+
+    def site_router(self, site: str) -> Device | None:
+        """The router whose LAN interface serves the site's LAN (the first one, in inventory order)."""
+        for device in self.devices.values():
+            if device.site == site and device.function == "routers" and device.lan_interface:
+                return device
+        return None
+
+    def default_gateway(self, host: str) -> IPv4Address | None:
+        """Where a host on a site LAN sends what is not on its LAN: declared, else the site router's LAN address.
+
+        Without it, a server answers nobody beyond its own LAN: the gewogs the WAN exists for.
+        """
+        device = self.devices[host]
+        if device.gateway is not None or device.function == "routers":
+            return device.gateway
+        router = self.site_router(device.site)
+        if router is None or router.lan_interface not in router.interfaces:
+            return None
+        address = router.interfaces[router.lan_interface].address
+        return address.ip if address is not None else None
 
     def wan_link(self, name: str) -> WanLink:
         for link in self.wan_links:

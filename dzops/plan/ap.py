@@ -42,7 +42,7 @@ _SECRET_PATTERNS = (
     re.compile(r"((?:wpa2-pre-shared-key|wpa3-pre-shared-key|passphrase|secret)=)(\"(?:[^\"\\]|\\.)*\"|\S+)"),
 )
 
-KEY_MGMT = {"wpa2-psk": "WPA-PSK", "wpa3-sae": "SAE", "wpa2-enterprise": "WPA-EAP"}
+KEY_MGMT = {"wpa2-psk": "WPA-PSK", "wpa3-sae": "SAE", "wpa2-enterprise": "WPA-EAP", "open": "NONE"}
 
 
 def mask_secrets(text: str) -> str:
@@ -105,7 +105,7 @@ class Bss:
     profile: str
     interface: str
     ssid: str
-    security: Literal["wpa2-psk", "wpa3-sae", "wpa2-enterprise"]
+    security: Literal["wpa2-psk", "wpa3-sae", "wpa2-enterprise", "open"]
     vlan: int
     vlan_name: str
     bridge: str
@@ -271,10 +271,16 @@ def management_vlan(inventory: Inventory) -> int | None:
     return None
 
 
-def switch_port(inventory: Inventory, device: Device) -> SwitchPort:
-    """The AP's uplink port: a trunk carrying exactly its SSIDs' VLANs plus the management VLAN (native)."""
+def switch_port(inventory: Inventory, device: Device) -> SwitchPort | None:
+    """The AP's uplink port: a trunk carrying exactly its SSIDs' VLANs plus the management VLAN (native).
+
+    None when the AP plugs straight into a router port (a small office without a switch): that
+    port is the router's own configuration, not an access switch's trunk provision-ap sets.
+    """
     if device.uplink is None:
-        raise _problem(device, "an access point needs an uplink (switch and port)", "uplink")
+        raise _problem(device, "an access point needs an uplink (a switch or router, and its port)", "uplink")
+    if device.uplink.switch is None:
+        return None
     switch = inventory.devices.get(device.uplink.switch)
     if switch is None:
         raise _problem(device, f"uplink switch '{device.uplink.switch}' is not in the inventory", "uplink.switch")

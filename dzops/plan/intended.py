@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dzops.inventory.models import Device, Inventory
 from dzops.plan.render import render
-from dzops.plan.wan import WanEnd, wan_ends
+from dzops.plan.wan import REFERENCE_BANDWIDTH_MBPS, WanEnd, wan_ends
 
 
 def frr_config(inventory: Inventory, device: Device, ends: dict[str, list[WanEnd]] | None = None,
@@ -14,4 +14,5 @@ def frr_config(inventory: Inventory, device: Device, ends: dict[str, list[WanEnd
     `kept` are running-config lines carried over verbatim (links this run must not touch).
     """
     ends = ends if ends is not None else wan_ends(inventory)
-    return render("frr", "router", device=device, wan_ends=ends.get(device.name, []), kept=kept or [])
+    return render("frr", "router", device=device, wan_ends=ends.get(device.name, []), kept=kept or [],
+                  reference_bandwidth_mbps=REFERENCE_BANDWIDTH_MBPS)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address
 
 from dzops.plan.render import render
-from dzops.plan.wan import WanEnd
+from dzops.plan.wan import REFERENCE_BANDWIDTH_MBPS, WanEnd
 
 VENDOR_PLATFORMS = ("ios", "routeros")
 OSPF_PROCESS = 1  # IOS process id: local to the router, one process serves every WAN link
@@ -34,7 +34,8 @@ def _lines(text: str) -> list[str]:
 def _ios(ends: list[WanEnd]) -> list[str]:
     lines: list[str] = []
     if any(end.routing == "ospf" for end in ends):
-        lines += _lines(render("ios", "router_ospf", ospf_process=OSPF_PROCESS))
+        lines += _lines(render("ios", "router_ospf", ospf_process=OSPF_PROCESS,
+                                   reference_bandwidth_mbps=REFERENCE_BANDWIDTH_MBPS))
     for end in ends:
         lines += _lines(render("ios", "wan_link", end=end, ospf_process=OSPF_PROCESS))
     return lines
@@ -63,7 +64,7 @@ def wan_config_lines(platform: str, ends: list[WanEnd]) -> list[str]:
     >>> from ipaddress import IPv4Address, IPv4Interface, IPv4Network
     >>> end = WanEnd(link="hq-talo", host="talo", interface="GigabitEthernet0/0", vlan=None,
     ...              ifname="GigabitEthernet0/0", address=IPv4Interface("10.30.255.6/30"),
-    ...              description="WAN BT-PNK-0009 Bhutan Telecom 20M to hq eth9", mtu=1500, bandwidth_mbps=20,
+    ...              description="WAN BT-PNK-0009 Bhutan Telecom 20M to hq eth9", mtu=1500, bandwidth_kbps=20_000,
     ...              routing="static", ospf_area=0, far_host="hq", far_address=IPv4Address("10.30.255.5"),
     ...              far_lan_prefixes=(IPv4Network("10.30.1.0/24"),))
     >>> print("\\n".join(wan_config_lines("ios", [end])))

@@ -6,7 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from dzops.bandwidth import OSPF_REFERENCE_MBPS, format_bandwidth, ospf_cost
 from dzops.inventory.models import Inventory, LinkEnd, WanLink
+
+# Written as `auto-cost reference-bandwidth` (Mbit/s) so a cost the router computes itself agrees
+# with the explicit `ip ospf cost` dzops writes; see dzops.bandwidth for why 10 Gbit/s.
+REFERENCE_BANDWIDTH_MBPS = OSPF_REFERENCE_MBPS
 
 
 def allocate_subnets(links: tuple[WanLink, ...] | list[WanLink], pool: IPv4Network,
@@ -25,6 +30,11 @@ def allocate_subnets(links: tuple[WanLink, ...] | list[WanLink], pool: IPv4Netwo
     >>> {k: str(v) for k, v in sorted(allocate_subnets([link("x"), link("y", "10.30.255.0/30"), link("z")], pool).items())}
     {'x': '10.30.255.4/30', 'y': '10.30.255.0/30', 'z': '10.30.255.8/30'}
     """
+    if prefixlen not in (30, 31) or prefixlen < pool.prefixlen:
+        from dzops.exceptions import InventoryError, Problem
+
+        raise InventoryError([Problem(f"WAN pool {pool} cannot hold /{prefixlen} link subnets (a link takes a "
+                                      f"/30 or a /31)", field="address_pools.wan")])
     taken = [link.subnet for link in links if link.subnet is not None]
     allocation: dict[str, IPv4Network] = {link.name: link.subnet for link in links if link.subnet is not None}
     candidates = pool.subnets(new_prefix=prefixlen)
@@ -43,6 +53,12 @@ def allocate_subnets(links: tuple[WanLink, ...] | list[WanLink], pool: IPv4Netwo
     return allocation
 
 
+def wan_allocation(inventory: Inventory) -> dict[str, IPv4Network]:
+    """Every link's subnet: written ones kept, the others carved from the WAN pool at the pool's size."""
+    pools = inventory.address_pools
+    return allocate_subnets(inventory.wan_links, pools.wan, pools.wan_subnet_size)
+
+
 def end_addresses(subnet: IPv4Network) -> tuple[IPv4Interface, IPv4Interface]:
     """The a-end and b-end addresses of a point-to-point subnet (/30: first two hosts; /31: both).
 
@@ -50,7 +66,13 @@ def end_addresses(subnet: IPv4Network) -> tuple[IPv4Interface, IPv4Interface]:
     ['10.30.255.5/30', '10.30.255.6/30']
     >>> [str(a) for a in end_addresses(IPv4Network("10.30.255.4/31"))]
     ['10.30.255.4/31', '10.30.255.5/31']
+    >>> end_addresses(IPv4Network("10.30.255.4/32"))
+    Traceback (most recent call last):
+    ...
+    ValueError: a point-to-point link needs a /30 or /31, not 10.30.255.4/32
     """
+    if subnet.prefixlen > 31:
+        raise ValueError(f"a point-to-point link needs a /30 or /31, not {subnet}")
     hosts = list(subnet.hosts())[:2] if subnet.prefixlen < 31 else list(subnet)
     return (IPv4Interface(f"{hosts[0]}/{subnet.prefixlen}"), IPv4Interface(f"{hosts[1]}/{subnet.prefixlen}"))
 
@@ -67,12 +89,18 @@ class WanEnd:
     address: IPv4Interface
     description: str
     mtu: int
-    bandwidth_mbps: int
+    bandwidth_kbps: int
     routing: str  # "ospf" or "static"
     ospf_area: int
     far_host: str
     far_address: IPv4Address
     far_lan_prefixes: tuple[IPv4Network, ...]  # static routes point here; also what verify pings
+    explicit_ospf_cost: int | None = None  # the inventory's `ospf_cost` for this end, if any
+
+    @property
+    def ospf_cost(self) -> int:
+        """This end's OSPF cost: the inventory's, else the reference bandwidth over the link's."""
+        return self.explicit_ospf_cost or ospf_cost(self.bandwidth_kbps, REFERENCE_BANDWIDTH_MBPS)
 
 
 def describe(link: WanLink, far: LinkEnd) -> str:
@@ -80,11 +108,14 @@ def describe(link: WanLink, far: LinkEnd) -> str:
 
     >>> from dzops.inventory.models import WanLink
     >>> l = WanLink(name="hq-talo", a={"host": "hq", "interface": "eth9"}, b={"host": "talo", "interface": "eth0"},
-    ...             provider="Bhutan Telecom", circuit_id="BT-PNK-0009", bandwidth_mbps=20, routing={"protocol": "ospf"})
+    ...             provider="Bhutan Telecom", circuit_id="BT-PNK-0009", bandwidth="20Mbit", routing={"protocol": "ospf"})
     >>> describe(l, l.b)
     'WAN BT-PNK-0009 Bhutan Telecom 20M to talo eth0'
+    >>> describe(l.model_copy(update={"bandwidth_kbps": 512}), l.b)
+    'WAN BT-PNK-0009 Bhutan Telecom 512k to talo eth0'
     """
-    text = f"WAN {link.circuit_id} {link.provider} {link.bandwidth_mbps}M to {far.host} {far.ifname}"
+    speed = format_bandwidth(link.bandwidth_kbps, short=True)
+    text = f"WAN {link.circuit_id} {link.provider} {speed} to {far.host} {far.ifname}"
     return text.replace("|", "/")  # a '|' breaks FRR's config loading
 
 
@@ -96,7 +127,7 @@ def site_lan_prefixes(inventory: Inventory, host: str) -> tuple[IPv4Network, ...
 
 def wan_ends(inventory: Inventory, allocation: dict[str, IPv4Network] | None = None) -> dict[str, list[WanEnd]]:
     """Per router, the WAN ends it must carry, in inventory order."""
-    allocation = allocation or allocate_subnets(inventory.wan_links, inventory.address_pools.wan)
+    allocation = allocation or wan_allocation(inventory)
     ends: dict[str, list[WanEnd]] = {}
     for link in inventory.wan_links:
         a_addr, b_addr = end_addresses(allocation[link.name])
@@ -104,8 +135,9 @@ def wan_ends(inventory: Inventory, allocation: dict[str, IPv4Network] | None = N
             ends.setdefault(near.host, []).append(WanEnd(
                 link=link.name, host=near.host, interface=near.interface, vlan=near.vlan, ifname=near.ifname,
                 address=near_addr, description=describe(link, far), mtu=link.mtu,
-                bandwidth_mbps=link.bandwidth_mbps, routing=link.routing.protocol, ospf_area=link.routing.area,
+                bandwidth_kbps=link.bandwidth_kbps, routing=link.routing.protocol, ospf_area=link.routing.area,
                 far_host=far.host, far_address=far_addr.ip, far_lan_prefixes=site_lan_prefixes(inventory, far.host),
+                explicit_ospf_cost=near.ospf_cost,
             ))
     return ends
 
@@ -192,7 +224,7 @@ def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozens
     from dzops.platforms import PLATFORMS
 
     active_scope = [name for name in scope if name not in exclude]
-    allocation = allocate_subnets(inventory.wan_links, inventory.address_pools.wan)
+    allocation = wan_allocation(inventory)
     active = set(active_scope) | {link.name for link in inventory.wan_links if link.subnet is not None}
     active -= set(exclude)
     all_ends = wan_ends(inventory, allocation)

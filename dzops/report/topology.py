@@ -110,7 +110,7 @@ def declared_links(inventory: Inventory) -> list[Link]:
     for device in inventory.devices.values():
         if device.uplink is not None:
             links.append(Link((device.name, device.uplink.interface),
-                              (device.uplink.switch, device.uplink.port), "uplink"))
+                              (device.uplink.peer, device.uplink.port), "uplink"))
     return links
 
 

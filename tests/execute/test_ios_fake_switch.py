@@ -83,7 +83,7 @@ def svi_end(vlan: int, routing: str = "static") -> WanEnd:
     return WanEnd(
         link=f"hq-x{vlan}", host="fake-rtr1", interface=f"Vlan{vlan}", vlan=None, ifname=f"Vlan{vlan}",
         address=IPv4Interface(f"10.30.255.{base + 1}/30"),
-        description=f"WAN BT-PNK-{vlan:04d} Bhutan Telecom 20M to talo eth0", mtu=1500, bandwidth_mbps=20,
+        description=f"WAN BT-PNK-{vlan:04d} Bhutan Telecom 20M to talo eth0", mtu=1500, bandwidth_kbps=20_000,
         routing=routing, ospf_area=0, far_host="talo", far_address=IPv4Address(f"10.30.255.{base + 2}"),
         far_lan_prefixes=(IPv4Network(f"10.31.{vlan}.0/24"),),
     )
@@ -100,9 +100,9 @@ def test_rendered_wan_config_lands_in_running_config(fake_ios: int) -> None:
     from netmiko import ConnectHandler
 
     lines = wan_config_lines("ios", [svi_end(120), svi_end(121, routing="ospf")])
-    assert lines[:2] == ["router ospf 1", "exit"]
+    assert lines[:3] == ["router ospf 1", " auto-cost reference-bandwidth 10000", "exit"]
     # The fake refuses "router ospf 1", so the "exit" after it would leave configuration mode: skip it.
-    lines = ["router ospf 1"] + lines[2:]
+    lines = ["router ospf 1"] + lines[3:]
     conn = ConnectHandler(device_type="cisco_ios", host="127.0.0.1", port=fake_ios, username=USER,
                           password=PASSWORD, secret=ENABLE)
     try:

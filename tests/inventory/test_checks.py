@@ -175,7 +175,10 @@ CASES: tuple[Case, ...] = (
          f"{GV}/all/dzongkhag.yml", 18, None, "sites.lobesa.titel", "Extra inputs are not permitted", count=2),
     Case("schema-wrong-type",
          (replace("group_vars/all/links.yml", "bandwidth_mbps: 20", "bandwidth_mbps: fast"),),
-         f"{GV}/all/links.yml", 8, None, "wan_links[hq-lobesa].bandwidth_mbps", "Input should be a valid integer"),
+         f"{GV}/all/links.yml", 8, None, "wan_links[hq-lobesa].bandwidth_mbps", "bandwidth 'fast' needs a unit"),
+    Case("bandwidth-unit-unknown",  # 'M' could be megabytes: the unit is spelled out
+         (replace("group_vars/all/links.yml", "bandwidth_mbps: 20", "bandwidth: 20M"),),
+         f"{GV}/all/links.yml", 8, None, "wan_links[hq-lobesa].bandwidth", "needs a unit: a number with kbit, Mbit or Gbit"),
     Case("missing-sites",
          (replace("group_vars/all/dzongkhag.yml", "\nsites:\n", "\nold_sites:\n"),),
          None, None, None, "sites", "required setting 'sites' is missing from group_vars/all"),
@@ -197,9 +200,19 @@ CASES: tuple[Case, ...] = (
     Case("mgmt-outside-pool",
          (replace(f"host_vars/{AP}.yml", "ansible_host: 10.40.0.141", "ansible_host: 10.50.0.141"),),
          f"{HV}/{AP}.yml", 2, AP, "ansible_host", "outside the management pool 10.40.0.0/24"),
-    Case("host-in-no-site",  # not also "lan_links[0].b: unknown host 'tst-hq-srv1'"
+    Case("host-in-no-site",  # not also "lan_links[0].b: unknown host 'tst-hq-srv1'"; fixed in hosts.yml
          (replace("hosts.yml", "        tst-hq-rtr1:\n        tst-hq-srv1:\n", "        tst-hq-rtr1:\n"),),
-         f"{HV}/tst-hq-srv1.yml", 2, "tst-hq-srv1", "site", "must be in exactly one site_<name> group, found 0"),
+         "inventory/hosts.yml", 22, "tst-hq-srv1", "site", "must be in exactly one site_<name> group in hosts.yml, found 0"),
+    Case("host-in-no-function-group",  # group membership is fixed in hosts.yml, not in host_vars
+         (replace("hosts.yml", "    servers:\n      hosts:\n        tst-hq-srv1:\n", "    servers:\n      hosts: {}\n"),),
+         "inventory/hosts.yml", 8, "tst-hq-srv1", "function", "must be in exactly one of the groups"),
+    Case("device-on-management-gateway",  # the lab's host side (and a real network's router) is .1
+         (replace(f"host_vars/{AP}.yml", "ansible_host: 10.40.0.141", "ansible_host: 10.40.0.1"),),
+         f"{HV}/{AP}.yml", 2, AP, "ansible_host", "10.40.0.1 is the management network's gateway"),
+    Case("undefined-vault-variable",  # once, at the value: not again for the whole ssid_profiles mapping
+         (replace("group_vars/all/network.yml", "{{ vault_ssid_staff_psk }}", "{{ vault_ssid_staf_psk }}"),),
+         f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk",
+         "cannot resolve value: 'vault_ssid_staf_psk' is undefined"),
     Case("host-vars-undefined-host",
          (write("host_vars/gewog-ghost-rtr1.yml", "---\nansible_host: 10.40.0.99\n"),),
          f"{HV}/gewog-ghost-rtr1.yml", None, "gewog-ghost-rtr1", None,
@@ -216,6 +229,26 @@ CASES: tuple[Case, ...] = (
          (replace("group_vars/all/dzongkhag.yml", "loopback: 10.40.254.0/24", "loopback: 10.40.0.128/25"),),
          f"{GV}/all/dzongkhag.yml", 9, None, "address_pools.loopback",
          "10.40.0.128/25 overlaps address_pools.management (10.40.0.0/24)"),
+    Case("loopback-outside-pool",
+         (replace(f"host_vars/{RTR}.yml", "loopback: 10.40.254.11/32", "loopback: 10.40.253.11/32"),),
+         f"{HV}/{RTR}.yml", 4, RTR, "loopback", "loopback 10.40.253.11/32 is outside the loopback pool 10.40.254.0/24"),
+    Case("lan-address-outside-site",  # the server's file, not the site's: the site's prefix is right
+         (replace("host_vars/tst-hq-srv1.yml", "address: 10.41.0.21/24", "address: 10.41.1.21/24"),),
+         f"{HV}/tst-hq-srv1.yml", 5, "tst-hq-srv1", "interfaces.eth0.address",
+         "eth0 address 10.41.1.21/24 is outside site hq's LAN 10.41.0.0/24"),
+    Case("gateway-outside-site",
+         (replace("host_vars/tst-hq-srv1.yml", "services: [ssh]", "services: [ssh]\ngateway: 10.41.1.1"),),
+         f"{HV}/tst-hq-srv1.yml", 7, "tst-hq-srv1", "gateway", "gateway 10.41.1.1 is outside site hq's LAN 10.41.0.0/24"),
+    Case("lan-host-without-gateway",  # the site router has no LAN address to derive it from
+         (replace("host_vars/tst-hq-rtr1.yml", "{description: HQ LAN, address: 10.41.0.1/24}", "{description: HQ LAN}"),),
+         f"{HV}/tst-hq-srv1.yml", 2, "tst-hq-srv1", "gateway", "no gateway: set `gateway`"),
+    Case("wan-subnet-slash-32",  # provision-wan used to crash on it
+         (replace("group_vars/all/links.yml", "    routing: {protocol: ospf, area: 0}\n",
+                  "    routing: {protocol: ospf, area: 0}\n    subnet: 10.40.255.4/32\n"),),
+         f"{GV}/all/links.yml", 10, None, "wan_links[hq-lobesa].subnet", "is a /32: a point-to-point link takes a /30 or a /31"),
+    Case("wan-subnet-size-unknown",
+         (replace("group_vars/all/dzongkhag.yml", "  wan: 10.40.255.0/24\n", "  wan: 10.40.255.0/24\n  wan_subnet_size: /29\n"),),
+         f"{GV}/all/dzongkhag.yml", 9, None, "address_pools.wan_subnet_size", "Input should be 30 or 31"),
     # --- links ------------------------------------------------------------------------------------
     Case("wan-link-unknown-host",
          (replace("group_vars/all/links.yml", "b: {host: gewog-lobesa-rtr1,", "b: {host: gewog-lobsa-rtr1,"),),
@@ -240,6 +273,15 @@ CASES: tuple[Case, ...] = (
          f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be 8 to 63 characters"),
     Case("psk-64-characters", (vault(vault_ssid_staff_psk=TOO_LONG_PSK),),
          f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be 8 to 63 characters"),
+    Case("more-ssids-than-radios",  # at the first SSID without a radio, in the AP's own file
+         (replace(f"host_vars/{AP}.yml", "  wlan0: {description: radio 2.4 GHz}", "  eth1: {description: spare}"),),
+         f"{HV}/{AP}.yml", 6, AP, "ssids[0]", "serves 1 SSID(s) but has 0 radio interface(s)"),
+    Case("open-ssid-with-psk",
+         (replace("group_vars/all/network.yml", "security: wpa2-psk", "security: open"),),
+         f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "an open SSID has no key"),
+    Case("ap-uplink-to-a-server",
+         (replace(f"host_vars/{AP}.yml", "uplink: {switch: gewog-lobesa-sw1, port: swp2}", "uplink: {router: tst-hq-srv1, port: eth1}"),),
+         f"{HV}/{AP}.yml", 4, AP, "uplink.router", "uplink 'tst-hq-srv1' is not in group routers"),
     Case("ap-unknown-ssid-profile",  # the line of the bad list item, not of the list
          (replace(f"host_vars/{AP}.yml", "  - staff\n", "  - staff\n  - visitors\n"),),
          f"{HV}/{AP}.yml", 7, AP, "ssids", "SSID profile 'visitors' is not defined in ssid_profiles"),

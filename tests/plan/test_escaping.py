@@ -73,7 +73,7 @@ def test_routeros_quoted_value_reads_back_exactly(text: str) -> None:
 def wan_end(platform: str, description: str) -> WanEnd:
     interface = {"ios": "GigabitEthernet0/1", "routeros": "ether2", "frr": "eth1"}[platform]
     return WanEnd(link="hq-talo", host="hq", interface=interface, vlan=None, ifname=interface,
-                  address=IPv4Interface("10.30.255.5/30"), description=description, mtu=1500, bandwidth_mbps=20,
+                  address=IPv4Interface("10.30.255.5/30"), description=description, mtu=1500, bandwidth_kbps=20_000,
                   routing="static", ospf_area=0, far_host="talo", far_address=IPv4Address("10.30.255.6"),
                   far_lan_prefixes=(IPv4Network("10.31.10.0/24"),))
 

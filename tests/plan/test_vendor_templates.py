@@ -29,7 +29,7 @@ def end(platform: str, **changes: object) -> WanEnd:
         link="hq-talo", host="hq", interface=PHYSICAL[platform], vlan=None, ifname=PHYSICAL[platform],
         address=IPv4Interface("10.30.255.5/30"),
         description="WAN BT-PNK-0009 Bhutan Telecom 20M to talo eth0",
-        mtu=1500, bandwidth_mbps=20, routing="ospf", ospf_area=0, far_host="talo",
+        mtu=1500, bandwidth_kbps=20_000, routing="ospf", ospf_area=0, far_host="talo",
         far_address=IPv4Address("10.30.255.6"), far_lan_prefixes=(IPv4Network("10.31.10.0/24"),),
     )
     end = replace(base, **changes)  # type: ignore[arg-type]
@@ -44,7 +44,7 @@ CASES: dict[str, dict[str, object]] = {
     "static": {"routing": "static",
                "far_lan_prefixes": (IPv4Network("10.31.10.0/24"), IPv4Network("10.31.110.0/24"))},
     "vlan": {"vlan": 120, "description": "WAN DR-PNK-0120 Dhi|Rag 10M to talo eth0.120"},
-    "mtu_9000": {"mtu": 9000, "ospf_area": 1, "bandwidth_mbps": 100,
+    "mtu_9000": {"mtu": 9000, "ospf_area": 1, "bandwidth_kbps": 100_000,
                  "description": 'WAN "x$y?" TashiCell 100M to talo eth0'},
 }
 
