@@ -63,13 +63,32 @@ def provision_wan(
                                               ("rolled back", r.rolled_back)) if on) or "no change"
             emit_text(f"{r.link:<24} {r.status:<12} {r.subnet or '':<18} {flags}"
                       + (f"  [{r.error}]" if r.error else ""))
-            if check or settings.diff:
-                for host in r.hosts.values():
-                    if host.diff:
-                        emit_text(f"--- {host.host}\n{host.diff}")
+        if check or settings.diff:
+            for host, names, text in router_diffs(results):
+                emit_text(f"--- {host} (link{'s' if len(names) > 1 else ''}: {', '.join(names)})\n{text}")
     code = exit_code_for_results([r.status for r in results])
     if code:
         raise typer.Exit(code)
+
+
+def router_diffs(results: list[Any]) -> list[tuple[str, list[str], str]]:
+    """Each changed router's diff once, with the links that change it, in the order routers first appear.
+
+    A router's candidate is its whole configuration, so every link of a hub carries the same diff:
+    printed per link, the hub's diff came once per gewog.
+
+    >>> from dzops.models import HostResult, LinkResult
+    >>> hub = lambda: HostResult(host="hq", diff="+ interface eth1")
+    >>> results = [LinkResult(link=n, hosts={"hq": hub(), n: HostResult(host=n, diff=f"+ {n}")}) for n in ("a", "b")]
+    >>> router_diffs(results)
+    [('hq', ['a', 'b'], '+ interface eth1'), ('a', ['a'], '+ a'), ('b', ['b'], '+ b')]
+    """
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for result in results:
+        for host in result.hosts.values():
+            if host.diff:
+                grouped.setdefault((host.host, host.diff), []).append(result.link)
+    return [(host, links, text) for (host, text), links in grouped.items()]
 
 
 def _link_final(subject: str, message: str) -> bool:
