@@ -30,8 +30,11 @@ BACKUP = Link(("dual-rtr1", "eth2"), ("hq-rtr1", "eth9"), "wan", "confirmed", na
               circuit_id="BT-BACKUP-1", bandwidth_mbps=2, a_addresses=["10.9.255.9/30"], b_addresses=["10.9.255.10/30"])
 
 
-def two_level(extra_site: str = "") -> Topology:
-    """The second Dzongkhag's shape, as discovery would return it (every declared link confirmed)."""
+def two_level(extra_site: str = "", ring: bool = False) -> Topology:
+    """The second Dzongkhag's shape, as discovery would return it (every declared link confirmed).
+
+    ring: also a link between two gewogs of one level and one between two subtrees (both backups).
+    """
     sites = {site: f"{site.title()} office" for site, _, _ in TWO_LEVEL}
     nodes = {"hq-rtr1": Node("hq-rtr1", "hq", "routers", mgmt_address="10.9.0.1", role="core-router"),
              "hq-sw1": Node("hq-sw1", "hq", "switches"), "hq-srv1": Node("hq-srv1", "hq", "servers"),
@@ -60,7 +63,29 @@ def two_level(extra_site: str = "") -> Topology:
                               circuit_id=f"BT-T-{n:04d}", bandwidth_mbps=mbps,
                               a_addresses=[f"10.9.255.{4 * n + 1}/30"], b_addresses=[f"10.9.255.{4 * n + 2}/30"]))
     links.append(BACKUP)
+    if ring:
+        links += [Link(("g1-rtr1", "eth5"), ("dual-rtr1", "eth5"), "wan", "declared-not-seen", circuit_id="BT-RING-1",
+                       bandwidth_mbps=10),
+                  Link(("near-rtr1", "eth5"), ("g3-rtr1", "eth5"), "wan", "unverified", circuit_id="BT-RING-2",
+                       bandwidth_mbps=1000)]
     return Topology("Two-level Dzongkhag", sites, nodes, links, "hq")
+
+
+def wide_star(gewogs: int = 40) -> Topology:
+    """One hub, more gewogs than fit one row: rows wrap and lines run down the gaps between boxes."""
+    nodes = {"hq-rtr1": Node("hq-rtr1", "hq", "routers")}
+    sites = {"hq": "HQ"}
+    links = []
+    for g in range(gewogs):
+        site = f"g{g:02d}"
+        sites[site] = f"Gewog {g:02d}"
+        for name, function in ((f"{site}-rtr1", "routers"), (f"{site}-sw1", "switches"), (f"{site}-ap1", "access_points")):
+            nodes[name] = Node(name, site, function)
+        links += [Link(("hq-rtr1", f"eth{g + 1}"), (f"{site}-rtr1", "eth0"), "wan", "confirmed", circuit_id=f"BT-{g:04d}",
+                       bandwidth_mbps=(2, 10, 100)[g % 3], a_addresses=[f"10.255.0.{4 * g + 1}/30"]),
+                  Link((f"{site}-rtr1", "eth1"), (f"{site}-sw1", "swp1"), "lan", "confirmed"),
+                  Link((f"{site}-ap1", "eth0"), (f"{site}-sw1", "swp2"), "uplink", "confirmed")]
+    return Topology("Wide star", sites, nodes, links, "hq")
 
 
 def _inventory_dirs() -> list[Path]:
@@ -72,7 +97,8 @@ def _from_inventory(root: Path) -> Topology:
     return build_topology(load_inventory(root, password), {})
 
 
-SAMPLES = [pytest.param(two_level, id="two-level")] + [
+SAMPLES = [pytest.param(two_level, id="two-level"), pytest.param(lambda: two_level(ring=True), id="two-level-ring"),
+           pytest.param(wide_star, id="wide-star")] + [
     pytest.param(lambda root=root: _from_inventory(root), id=str(root.relative_to(ROOT))) for root in _inventory_dirs()]
 
 
