@@ -109,6 +109,11 @@ def _site_title(topology: Topology, site: str) -> str:
     return topology.sites.get(site) or (UNKNOWN_SITE if not site else site)
 
 
+def _title_width(title: str) -> float:
+    """Points a site box needs for its title (Helvetica 12, over-estimated), margins included."""
+    return len(title) * 7.0 + 2 * BOX_PAD
+
+
 def _kbps(link: Link) -> int | None:
     """The link's bandwidth in kbit/s (topologies carry Mbit/s, fractional below 1 Mbit/s).
 
@@ -359,7 +364,8 @@ def fresh_layout(topology: Topology) -> dict[str, tuple[float, float]]:
     labels: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for link, sa, sb in _inter_site(topology):
         labels[_lower_end(sa, sb, row, rank)].append(label_size(link_label_lines(link, link.id in tree.backups)))
-    slot_w = {site: max(size[site][0], sum(w + 10 for w, _ in labels[site])) for site in size}
+    slot_w = {site: max(size[site][0], _title_width(_site_title(topology, site)), sum(w + 10 for w, _ in labels[site]))
+              for site in size}
     width: dict[str, float] = {}
     for site in sorted(tree.level, key=lambda s: -tree.level[s]):
         spans = [sum(width[k] for k in kids) + SITE_GAP * (len(kids) - 1) for kids in arrangement[site]]
@@ -483,8 +489,10 @@ def site_boxes(topology: Topology, positions: dict[str, tuple[float, float]]) ->
     for _, site, members in _site_groups(topology):
         xs = [positions[n.name][0] for n in members]
         ys = [positions[n.name][1] for n in members]
-        boxes[site] = Box(min(xs) - NODE_W / 2 - BOX_PAD, min(ys) - NODE_H / 2 - BOX_TITLE,
-                          max(xs) + NODE_W / 2 + BOX_PAD, max(ys) + NODE_H / 2 + BOX_PAD)
+        # Wide enough for its title, around its devices.
+        spare = max(0.0, _title_width(_site_title(topology, site)) - (max(xs) - min(xs) + NODE_W + 2 * BOX_PAD)) / 2
+        boxes[site] = Box(min(xs) - NODE_W / 2 - BOX_PAD - spare, min(ys) - NODE_H / 2 - BOX_TITLE,
+                          max(xs) + NODE_W / 2 + BOX_PAD + spare, max(ys) + NODE_H / 2 + BOX_PAD)
     return boxes
 
 

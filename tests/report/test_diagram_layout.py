@@ -117,6 +117,16 @@ class Laid:
     labels: dict[str, Rect]
     classes: dict[str, str]
     widths: dict[str, float]
+    titles: dict[str, Rect]  # site -> its title's box
+
+
+def _text_box(ops: list[dict], size: float) -> Rect | None:
+    """A label's box from its xdot text operations: each line centred on pt's x, descender to ascender."""
+    texts = [op for op in ops if op["op"] == "T"]
+    if not texts:
+        return None
+    return (min(t["pt"][0] - t["width"] / 2 for t in texts), min(t["pt"][1] - 0.25 * size for t in texts),
+            max(t["pt"][0] + t["width"] / 2 for t in texts), max(t["pt"][1] + 0.9 * size for t in texts))
 
 
 def laid_out(topology: Topology, tmp_path: Path, positions: dict[str, tuple[float, float]] | None = None) -> Laid:
@@ -125,12 +135,14 @@ def laid_out(topology: Topology, tmp_path: Path, positions: dict[str, tuple[floa
     diagram.render_graphviz(diagram.to_dot(topology, positions), {"json": out})
     data = json.loads(out.read_text())
     clusters: dict[str, Rect] = {}
+    titles: dict[str, Rect] = {}
     nodes: dict[str, Rect] = {}
     names: dict[int, str] = {}
     for obj in data["objects"]:
         if obj["name"].startswith("cluster"):
             x0, y0, x1, y1 = map(float, obj["bb"].split(","))
             clusters[obj["id"].removeprefix("site:")] = (x0, y0, x1, y1)
+            titles[obj["id"].removeprefix("site:")] = _text_box(obj["_ldraw_"], float(obj["fontsize"]))
         elif obj.get("id", "").startswith("node:"):
             x, y = map(float, obj["pos"].split(","))
             w, h = float(obj["width"]) * 36, float(obj["height"]) * 36
@@ -147,17 +159,10 @@ def laid_out(topology: Topology, tmp_path: Path, positions: dict[str, tuple[floa
         curves[link_id] = strokes
         classes[link_id] = edge.get("class", "")
         widths[link_id] = float(edge["penwidth"])
-        texts = [op for op in edge.get("_ldraw_", []) if op["op"] == "T"]
-        if texts:
-            # A text line's box: centred on pt's x, from its descender to its ascender around the baseline.
-            labels[link_id] = (min(t["pt"][0] - t["width"] / 2 for t in texts),
-                               min(t["pt"][1] - 0.25 * EDGE_SIZE for t in texts),
-                               max(t["pt"][0] + t["width"] / 2 for t in texts),
-                               max(t["pt"][1] + 0.9 * EDGE_SIZE for t in texts))
-    return Laid(clusters, nodes, curves, labels, classes, widths)
-
-
-EDGE_SIZE = diagram.EDGE_FONT
+        label = _text_box(edge.get("_ldraw_", []), diagram.EDGE_FONT)
+        if label:
+            labels[link_id] = label
+    return Laid(clusters, nodes, curves, labels, classes, widths, titles)
 
 
 def bezier_points(control: list[list[float]], steps: int = 12) -> Iterator[tuple[float, float]]:
@@ -242,6 +247,9 @@ def test_no_label_overlaps_another_or_a_box_it_does_not_belong_to(make, tmp_path
     on_devices = [(link_id, name) for link_id, rect in laid.labels.items() for name, box in laid.nodes.items()
                   if overlap(rect, box)]
     assert on_devices == []
+    spilling = [site for site, title in laid.titles.items()
+                if not (laid.clusters[site][0] <= title[0] and title[2] <= laid.clusters[site][2])]
+    assert spilling == [], "a site's title stays inside its box"
 
 
 def _above(upper: Rect, lower: Rect) -> bool:
