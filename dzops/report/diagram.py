@@ -806,14 +806,17 @@ def to_mermaid(topology: Topology) -> str:
     ids = mermaid_ids(topology.nodes)
     tree = site_tree(topology)
     groups = sorted(_site_groups(topology), key=lambda g: (tree.level[g[1]], g[0]))
-    rank = {site: (tree.level[site], index) for index, site, _ in _site_groups(topology)}
     site_of = {name: node.site for name, node in topology.nodes.items()}
+
+    def height(name: str) -> tuple[int, int]:  # drawn higher: nearer HQ, then router before switch before AP
+        return tree.level[site_of[name]], TIERS.get(topology.nodes[name].function, 3)
+
     out = ["flowchart TB", f"  %% {topology.title}; legend: " +
            "; ".join(f"{s.mermaid_arrow} {s.color} {status}" for status, s in STYLES.items()) +
            f"; dash-dot: {BACKUP_TEXT}; width: bandwidth"]
     for index, site, members in groups:
         out.append(f"  subgraph site_{index}[{_mq(_site_title(topology, site))}]")
-        for node in sorted(members, key=lambda n: n.name):
+        for node in sorted(members, key=lambda n: (TIERS.get(n.function, 3), n.name)):
             out.append(f"    {ids[node.name]}[{_mq('<br/>'.join(node_label_lines(node)))}]")
         out.append("  end")
     ordered = sorted(topology.links, key=lambda link: link.id in tree.backups)
@@ -822,7 +825,7 @@ def to_mermaid(topology: Topology) -> str:
         style = STYLES[link.status]
         backup = link.id in tree.backups
         a, b = link.a[0], link.b[0]
-        if rank.get(site_of[b], (0, 0)) < rank.get(site_of[a], (0, 0)):
+        if height(b) < height(a):
             a, b = b, a
         text = (" · ".join(link_label_lines(link, backup)) if site_of[a] != site_of[b]
                 else f"{link.a[1]} – {link.b[1]}")

@@ -319,13 +319,20 @@ def test_drawio_and_mermaid_follow_the_same_levels(tmp_path: Path) -> None:
     assert points == [pytest.approx(p) for p in drawing.routes[BACKUP.id].points]  # the SVG's route
     text = diagram.to_mermaid(topology)
     assert text.startswith("flowchart TB")
-    order = [m for m in re.findall(r"subgraph site_\d+\[\"(\w+) office\"\]", text)]
+    order = re.findall(r"subgraph site_\d+\[\"(\w+) office\"\]", text)
     assert [TWO_LEVEL_LEVELS[s.lower()] for s in order] == sorted(TWO_LEVEL_LEVELS.values())
-    # Every WAN link is written from its upper end, so the viewer ranks the tree top-down.
-    assert "n_agg_rtr1 ---|" in text and "n_dual_rtr1 ---" not in text.split("linkStyle")[0].split("n_hq_rtr1")[0]
-    backup_index = [line for line in text.splitlines() if "|" in line and "---" in line].index(
-        next(line for line in text.splitlines() if "BT-BACKUP-1" in line))
-    assert f"linkStyle {backup_index} " in text and diagram.MERMAID_BACKUP in text
+    # Every link is written from its upper end (the viewer ranks along the edges): nearer HQ, router first.
+    names = {mid: name for name, mid in diagram.mermaid_ids(topology.nodes).items()}
+    edges = re.findall(r"^  (n_\w+) (?:---|-\.-|===)\|\"([^\"]*)\"\| (n_\w+)$", text, re.M)
+    assert len(edges) == len(topology.links)
+    tiers = {"routers": 0, "switches": 1, "access_points": 2, "servers": 2}
+    for upper, _label, lower in edges:
+        up, down = topology.nodes[names[upper]], topology.nodes[names[lower]]
+        assert (TWO_LEVEL_LEVELS[up.site], tiers[up.function]) <= (TWO_LEVEL_LEVELS[down.site], tiers[down.function])
+    backup = next(i for i, (_, label, _) in enumerate(edges) if "BT-BACKUP-1" in label)
+    assert "backup" in edges[backup][1]
+    assert re.search(rf"^  linkStyle {backup} .*{re.escape(diagram.MERMAID_BACKUP)}$", text, re.M)
+    assert text.count(diagram.MERMAID_BACKUP) == 1
 
 
 def test_a_site_view_keeps_the_whole_networks_primary_path(tmp_path: Path) -> None:
