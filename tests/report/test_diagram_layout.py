@@ -356,3 +356,18 @@ def test_pinned_positions_stay_and_a_new_site_takes_its_level(tmp_path: Path) ->
     assert all(positions[n][1] > agg_y for n in ("g4-rtr1", "g4-sw1", "g4-ap1")), "g4 sits below its aggregation"
     laid = laid_out(grown, tmp_path, positions)
     assert crossings(grown, laid) == []
+
+
+@pytest.mark.parametrize("make", SAMPLES)
+def test_every_site_view_drawn_with_the_whole_layout_is_clean(make, tmp_path: Path) -> None:
+    """`dzops docs` draws each site with the whole network's positions: its lines and labels too."""
+    topology = make()
+    positions = diagram.fresh_layout(topology)
+    for site in topology.sites:
+        view = site_view(topology, site)
+        if not view.nodes:
+            continue
+        laid = laid_out(view, tmp_path, positions)
+        ids = sorted(laid.labels)
+        assert crossings(view, laid) == [], site
+        assert [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if overlap(laid.labels[a], laid.labels[b])] == []
