@@ -163,3 +163,43 @@ def test_a_run_on_one_link_keeps_other_declared_links_that_are_running(inventory
     for link in inventory.wan_links:
         assert f"to {link.b.host} {link.b.ifname}" in hq
     assert hq.count("interface eth") == running["punakha-hq-rtr1"].count("interface eth")
+
+
+# -- allocation size per pool ------------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "expected"), [
+    (30, ["10.30.255.0/30", "10.30.255.4/30", "10.30.255.8/30"]),
+    (31, ["10.30.255.0/31", "10.30.255.2/31", "10.30.255.4/31"]),
+], ids=["slash30-default", "slash31-rfc3021"])
+def test_the_pool_sets_the_allocation_size(inventory, size, expected):
+    from dzops.plan.wan import wan_allocation
+
+    pools = inventory.address_pools.model_copy(update={"wan_subnet_size": size})
+    sized = inventory.model_copy(update={"address_pools": pools})
+    allocation = wan_allocation(sized)
+    assert [str(allocation[link.name]) for link in inventory.wan_links[:3]] == expected
+    assert len(set(allocation.values())) == len(inventory.wan_links)  # never one subnet twice
+    assert wan_allocation(sized) == allocation  # the same answer every time
+    ends = wan_ends(sized)
+    a = next(e for e in ends["punakha-hq-rtr1"] if e.link == "hq-barp")
+    b = ends["gewog-barp-rtr1"][0]
+    assert (str(a.address), str(b.address)) == ((f"10.30.255.0/{size}", f"10.30.255.1/{size}") if size == 31
+                                                else ("10.30.255.1/30", "10.30.255.2/30"))
+
+
+def test_a_slash31_pool_keeps_written_slash30s_and_fills_around_them():
+    links = [_link("a"), _link("b", "10.0.0.0/30"), _link("c")]
+    got = allocate_subnets(links, IPv4Network("10.0.0.0/29"), 31)
+    assert {k: str(v) for k, v in got.items()} == {"b": "10.0.0.0/30", "a": "10.0.0.4/31", "c": "10.0.0.6/31"}
+    with pytest.raises(InventoryError, match="exhausted"):  # the written /30 is never handed out again
+        allocate_subnets([*links, _link("d")], IPv4Network("10.0.0.0/29"), 31)
+
+
+@pytest.mark.parametrize("prefixlen", [29, 32])
+def test_only_point_to_point_sizes_are_allocated(prefixlen):
+    with pytest.raises(InventoryError, match="/30 or a /31"):
+        allocate_subnets([_link("a")], IPv4Network("10.0.0.0/24"), prefixlen)
+
+
+def test_a_slash32_link_subnet_is_refused_not_crashed_on():
+    with pytest.raises(ValueError, match="needs a /30 or /31"):
+        end_addresses(IPv4Network("10.30.255.4/32"))
