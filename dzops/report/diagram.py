@@ -737,18 +737,23 @@ def to_drawio(topology: Topology, positions: dict[str, tuple[float, float]]) -> 
                          f'<mxGeometry x="{x - NODE_W / 2 - box.x0:.1f}" y="{y - NODE_H / 2 - box.y0:.1f}" '
                          f'width="{NODE_W}" height="{NODE_H}" as="geometry"/></mxCell>')
     labels = []
+    site_of = {name: node.site for name, node in topology.nodes.items()}
     for link in topology.links:
         style = STYLES[link.status]
         route = drawing.routes[link.id]
-        inside = len(route.points) == 2  # a line inside one site: the label rides on it
+        inside = site_of[link.a[0]] == site_of[link.b[0]]  # a line inside one site: the label rides on it
         text = "<br>".join(escape(line) for line in route.lines)
         # shape=link is draw.io's double line: a backup
         look = f"{'shape=link;' if route.backup else ''}strokeWidth={link_width(link)};{style.drawio}"
         waypoints = "" if inside else ('<Array as="points">' + "".join(
             f'<mxPoint x="{x:.1f}" y="{y:.1f}"/>' for x, y in route.points) + "</Array>")
+        # Between sites the line ends on the site boxes (Graphviz's compound edges), not through them
+        # to the device: the label names the devices and interfaces.
+        source, target = ((f"node:{link.a[0]}", f"node:{link.b[0]}") if inside else
+                          (f"site:{site_of[link.a[0]]}", f"site:{site_of[link.b[0]]}"))
         cells.append(f'<mxCell id={quoteattr("link:" + link.id)} value={quoteattr(text if inside else "")} '
                      f'style={quoteattr("endArrow=none;html=1;fontSize=9;rounded=0;" + look)} edge="1" parent="1" '
-                     f'source={quoteattr("node:" + link.a[0])} target={quoteattr("node:" + link.b[0])}>'
+                     f'source={quoteattr(source)} target={quoteattr(target)}>'
                      f'<mxGeometry relative="1" as="geometry">{waypoints}</mxGeometry></mxCell>')
         if not inside and route.label and route.lines:
             w, h = label_size(route.lines)

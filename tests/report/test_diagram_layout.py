@@ -315,6 +315,7 @@ def test_drawio_and_mermaid_follow_the_same_levels(tmp_path: Path) -> None:
     drawing = diagram.plan_drawing(topology, positions)
     backup = next(c for c in root.iter("mxCell") if c.get("id") == f"link:{BACKUP.id}")
     assert "shape=link;" in backup.get("style")  # draw.io's double line
+    assert (backup.get("source"), backup.get("target")) == ("site:dual", "site:hq")  # ends on the boxes
     points = [(float(p.get("x")), float(p.get("y"))) for p in backup.iter("mxPoint")]
     assert points == [pytest.approx(p) for p in drawing.routes[BACKUP.id].points]  # the SVG's route
     text = diagram.to_mermaid(topology)
