@@ -247,6 +247,13 @@ def test_no_label_overlaps_another_or_a_box_it_does_not_belong_to(make, tmp_path
     on_devices = [(link_id, name) for link_id, rect in laid.labels.items() for name, box in laid.nodes.items()
                   if overlap(rect, box)]
     assert on_devices == []
+    through = set()
+    for link_id, strokes in laid.curves.items():
+        for stroke in strokes:
+            points = list(bezier_points(stroke))
+            through |= {(link_id, other) for other, rect in laid.labels.items() if other != link_id
+                        and any(segment_enters(p, q, rect) for p, q in zip(points, points[1:], strict=False))}
+    assert sorted(through) == [], "no line is drawn through another link's label"
     spilling = [site for site, title in laid.titles.items()
                 if not (laid.clusters[site][0] <= title[0] and title[2] <= laid.clusters[site][2])]
     assert spilling == [], "a site's title stays inside its box"
