@@ -455,3 +455,29 @@ def test_progress_bar_on_a_terminal_counts_done_and_failed() -> None:
     assert (progress.done, progress.failed) == ({"r1", "r2", "r3"}, {"r2"})
     shown = stream.getvalue()
     assert "3/3" in shown and "1 failed" in shown and "r3" in shown
+
+
+# --- against the lab: the vault password file reaches ansible-runner ----------------------------
+
+@pytest.mark.lab
+@pytest.mark.parametrize("command", ["audit", "apply"])
+def test_user_commands_open_the_vault_with_the_given_file_only(punakha_lab, tmp_path: Path, command: str) -> None:
+    """No demo file beside the inventory and no environment variable: the playbook run opens the
+    vault with --vault-password-file alone (it used to fail 'no vault secrets found')."""
+    import shutil
+
+    inventory = tmp_path / "inventory"
+    shutil.copytree(punakha_lab.inventory_dir, inventory)
+    demo = inventory / "DEMO-ONLY-vault-password.txt"
+    secret = tmp_path / "vault-pass"
+    secret.write_text(demo.read_text())
+    secret.chmod(0o600)
+    demo.unlink()
+    env = {k: v for k, v in punakha_lab.env().items()
+           if k not in ("DZOPS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "DZOPS_INVENTORY")}
+    argv = [sys.executable, "-m", "dzops", "-i", str(inventory), "--vault-password-file", str(secret),
+            "--limit", "punakha-hq-srv1", "--check", "user", command]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode in (ExitCode.OK, ExitCode.DRIFT_FOUND), proc.stderr
+    assert "no vault secrets" not in proc.stderr.lower()
+    assert "  punakha-hq-srv1: " in proc.stderr  # a plain progress line per ansible task (not a terminal)
