@@ -331,6 +331,7 @@ def fresh_layout(topology: Topology) -> dict[str, tuple[float, float]]:
     tree = site_tree(topology)
     rank = {site: index for index, site, _ in groups}
     slots = {site: _slots(members) for _, site, members in groups}
+    members_of = {site: members for _, site, members in groups}
     size = {}
     for site, s in slots.items():
         cols, rows = max(c for c, _ in s.values()) + 1, max(r for _, r in s.values()) + 1
@@ -400,7 +401,7 @@ def fresh_layout(topology: Topology) -> dict[str, tuple[float, float]]:
     for site, s in slots.items():
         x0 = centre[site] - size[site][0] / 2 + BOX_PAD + NODE_W / 2
         y0 = top[row[site]] + BOX_TITLE + NODE_H / 2
-        for name in (n.name for n in topology.nodes.values() if n.site == site):
+        for name in (n.name for n in members_of[site]):
             col, r = s[name]
             positions[name] = (float(x0 + col * CELL_W), float(y0 + r * CELL_H))
     return positions
@@ -418,11 +419,12 @@ def place(topology: Topology, kept: dict[str, tuple[float, float]]) -> dict[str,
     def cell(x: float, y: float) -> tuple[int, int]:
         return math.floor(x / CELL_W), math.floor(y / CELL_H)
 
+    new = [name for name in topology.nodes if name not in result]
+    if not new:
+        return result
     taken = {cell(x, y) for x, y in result.values()}
     fresh = fresh_layout(topology)
-    for name in topology.nodes:
-        if name in result:
-            continue
+    for name in new:
         x, y = fresh[name]
         while cell(x, y) in taken:
             y += CELL_H
