@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from dzops.bandwidth import ospf_cost
 from dzops.exceptions import DzopsError
 from dzops.report.topology import Link, Node, Topology
 
@@ -123,14 +124,19 @@ def _kbps(link: Link) -> int | None:
     return round(link.bandwidth_mbps * 1000) if link.bandwidth_mbps else None
 
 
-def _cost(link: Link) -> int:
-    """OSPF's auto-cost with a 10 Gbit/s reference: the path routing prefers is the primary.
+def _cost(link: Link, out_of: str) -> int:
+    """The OSPF cost of sending over the link out of host `out_of`: routing's choice is the primary path.
 
-    >>> [_cost(Link(("a", "e0"), ("b", "e0"), "wan", bandwidth_mbps=m)) for m in (1000, 100, 2, 0.512)]
+    The end's explicit cost, else the routers' auto-cost from bandwidth (dzops.bandwidth).
+
+    >>> [_cost(Link(("a", "e0"), ("b", "e0"), "wan", bandwidth_mbps=m), "b") for m in (1000, 100, 2, 0.512)]
     [10, 100, 5000, 19531]
+    >>> _cost(Link(("a", "e0"), ("b", "e0"), "wan", bandwidth_mbps=2, b_ospf_cost=7), "b")
+    7
     """
+    explicit = link.a_ospf_cost if out_of == link.a[0] else link.b_ospf_cost
     kbps = _kbps(link)
-    return max(1, min(65_535, 10_000_000 // kbps)) if kbps else 1_000
+    return explicit or (ospf_cost(kbps) if kbps else ospf_cost(10_000))
 
 
 @dataclass
@@ -160,7 +166,7 @@ def site_tree(topology: Topology) -> SiteTree:
     order = [site for _, site, _ in _site_groups(topology)]
     rank = {site: i for i, site in enumerate(order)}
     site_of = {name: node.site for name, node in network.nodes.items()}
-    wan_adj: dict[str, list[tuple[str, Link]]] = defaultdict(list)
+    wan_adj: dict[str, list[tuple[str, Link, str]]] = defaultdict(list)  # site -> (far site, link, far host)
     any_adj: dict[str, list[str]] = defaultdict(list)
     for link in network.links:
         sa, sb = site_of.get(link.a[0]), site_of.get(link.b[0])
@@ -169,8 +175,8 @@ def site_tree(topology: Topology) -> SiteTree:
         any_adj[sa].append(sb)
         any_adj[sb].append(sa)
         if link.kind == "wan":
-            wan_adj[sa].append((sb, link))
-            wan_adj[sb].append((sa, link))
+            wan_adj[sa].append((sb, link, link.b[0]))
+            wan_adj[sb].append((sa, link, link.a[0]))
     parent: dict[str, str | None] = {}
     backups: set[str] = set()
     if order:
@@ -185,8 +191,9 @@ def site_tree(topology: Topology) -> SiteTree:
             if site in done:
                 continue
             done.add(site)
-            for other, link in wan_adj[site]:
-                candidate = (cost + _cost(link), hops + 1)
+            for other, link, far in wan_adj[site]:
+                # A site's primary path is the one its traffic to HQ takes: costs out of the far end.
+                candidate = (cost + _cost(link, far), hops + 1)
                 if other not in best or candidate < best[other]:
                     best[other] = candidate
                     via[other] = (site, link.id)

@@ -57,6 +57,9 @@ class Link:
     subnet: str = ""
     a_addresses: list[str] = field(default_factory=list)
     b_addresses: list[str] = field(default_factory=list)
+    # each end's explicit OSPF cost (the inventory's ospf_cost), else the bandwidth decides
+    a_ospf_cost: int | None = None
+    b_ospf_cost: int | None = None
 
     @property
     def key(self) -> frozenset[End]:
@@ -104,7 +107,8 @@ def declared_links(inventory: Inventory) -> list[Link]:
     importing the lab into the report layer.
     """
     links = [Link((w.a.host, w.a.ifname), (w.b.host, w.b.ifname), "wan", name=w.name, circuit_id=w.circuit_id,
-                  provider=w.provider, bandwidth_mbps=w.bandwidth_mbps, subnet=str(w.subnet or ""))
+                  provider=w.provider, bandwidth_mbps=w.bandwidth_mbps, subnet=str(w.subnet or ""),
+                  a_ospf_cost=w.a.ospf_cost, b_ospf_cost=w.b.ospf_cost)
              for w in inventory.wan_links]
     links += [Link((c.a.host, c.a.ifname), (c.b.host, c.b.ifname), "lan") for c in inventory.lan_links]
     for device in inventory.devices.values():

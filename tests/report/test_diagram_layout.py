@@ -379,3 +379,19 @@ def test_every_site_view_drawn_with_the_whole_layout_is_clean(make, tmp_path: Pa
         ids = sorted(laid.labels)
         assert crossings(view, laid) == [], site
         assert [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if overlap(laid.labels[a], laid.labels[b])] == []
+
+
+def test_an_explicit_ospf_cost_decides_which_link_is_the_backup(tmp_path: Path) -> None:
+    """With ospf_cost 10 on the dual-homed gewog's end of the HQ link, routing prefers it: so does the picture."""
+    import dataclasses
+
+    topology = two_level()
+    topology.links = [dataclasses.replace(link, a_ospf_cost=10) if link.id == BACKUP.id else link
+                      for link in topology.links]
+    via_agg = next(link.id for link in topology.links if link.name == "agg-dual")
+    tree = diagram.site_tree(topology)
+    assert tree.backups == {via_agg}
+    assert tree.level["dual"] == 1 and tree.parent["dual"] == "hq"
+    laid = laid_out(topology, tmp_path)
+    assert laid.classes[via_agg] == "confirmed backup" and laid.classes[BACKUP.id] == "confirmed"
+    assert crossings(topology, laid) == []
