@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from dzops.bandwidth import ospf_cost
+from dzops.bandwidth import format_bandwidth, ospf_cost
 from dzops.exceptions import DzopsError
 from dzops.report.topology import Link, Node, Topology
 
@@ -242,11 +242,9 @@ def _bandwidth(mbps: float | None) -> str:
     """
     if not mbps:
         return ""
-    kbps = round(mbps * 1000)
-    for unit, factor in (("Gbit/s", 1_000_000), ("Mbit/s", 1_000)):
-        if kbps % factor == 0:
-            return f"{kbps // factor} {unit}"
-    return f"{kbps} kbit/s"
+    text = format_bandwidth(round(mbps * 1000))  # the inventory's notation (512kbit), spelled out for people
+    match = re.fullmatch(r"(\d+)(\D+)", text)
+    return f"{match[1]} {match[2]}/s" if match else text
 
 
 def link_width(link: Link) -> float:
