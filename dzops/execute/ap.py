@@ -286,6 +286,8 @@ class ApRun:
             checks = [
                 (f"{b.interface} ENABLED", status.get("state") == "ENABLED"),
                 (f"{b.interface} ssid {b.ssid}", config.get("ssid") == b.ssid),
+                # hostapd_cli get_config shows no key_mgmt at all for an open BSS (wpa=0)
+                (f"{b.interface} open, no key", "key_mgmt" not in config) if b.security == "open" else
                 (f"{b.interface} key_mgmt {b.key_mgmt}", b.key_mgmt in config.get("key_mgmt", "").split()),
                 (f"{b.interface} in {b.bridge} (VLAN {b.vlan})", state.masters.get(b.interface) == b.bridge),
             ]
