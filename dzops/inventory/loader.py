@@ -391,8 +391,13 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         if device is not None:
             devices[device.name] = device
     known_hosts = glob.pop("dzops_known_hosts", None)
-    if glob.get("dzops_forks") is not None:
-        glob["forks"] = glob.pop("dzops_forks")
+    forks = glob.pop("dzops_forks", None)
+    if forks is not None:
+        if isinstance(forks, int) and not isinstance(forks, bool) and 1 <= forks <= 500:
+            glob["forks"] = forks
+        else:
+            v.problem("must be a whole number from 1 to 500 (devices worked on at once)",
+                      first.vars.get("dzops_forks"), None, "dzops_forks")
     try:
         inventory = m.Inventory.model_validate(
             {"root": loaded.root, "devices": devices, "groups": loaded.groups, "known_hosts": known_hosts,

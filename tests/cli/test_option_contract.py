@@ -436,6 +436,18 @@ def test_forks_reach_the_pool(world: World, monkeypatch: pytest.MonkeyPatch, arg
     assert pools == [workers]  # one pool for the run, as wide as asked (the sample has 38 devices)
 
 
+@pytest.mark.parametrize("value", ["0", "501", "ten", "2.5", "true"])
+def test_bad_dzops_forks_is_named_at_its_line(world: World, value: str) -> None:
+    operations = world.inventory / "group_vars/all/operations.yml"
+    text = operations.read_text()
+    operations.write_text(text + f"dzops_forks: {value}\n")
+    line = len(text.splitlines()) + 1
+    run = dzops(world, "inventory", "check")
+    assert run.code == ExitCode.INVALID_INVENTORY
+    where = "" if value == "true" else f"operations.yml:{line}: "  # ansible-core tags no origin on a bool
+    assert f"{where}dzops_forks: must be a whole number from 1 to 500" in run.stdout
+
+
 def test_progress_bar_on_a_terminal_counts_done_and_failed() -> None:
     import io
 
