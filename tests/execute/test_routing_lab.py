@@ -1,0 +1,125 @@
+"""Routing follows the inventory on real FRR: the Wangdue sample's dual-homed gewog in a lab.
+
+Ruebisa has a primary path through the Thedtsho aggregation router (8 Mbit/s + 100 Mbit/s, OSPF
+cost 1250 + 100) and a 2 Mbit/s backup straight to HQ (cost 5000). With both up the primary
+carries the traffic; cut the primary and it moves to the backup; restore it and it moves back.
+Traffic is counted on the interfaces (packets sent by pings from Ruebisa's LAN address), not only
+read from the routing table.
+
+This module builds its own lab of samples/wangdue (the session's lab is Punakha's), under
+`<DZOPS_TEST_LAB_PREFIX>w` and a management /24 of its own (DZOPS_TEST_LAB_OCTET_WANGDUE, else
+the session octet + 128 modulo 256), and removes it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "wangdue"
+RUEBISA, HQ = "wdp-ruebisa-rtr1", "wdp-hq-rtr1"
+PRIMARY, BACKUP = "thedtsho-ruebisa", "hq-ruebisa-backup"
+
+
+def copy_wangdue(dest: Path, octet: int, state_dir: Path) -> Path:
+    """A private copy of the sample with management network 10.<octet>.0.0/24 and private state paths."""
+    shutil.copytree(SAMPLE, dest)
+    for path in [*dest.glob("host_vars/*.yml"), dest / "group_vars/all/dzongkhag.yml"]:
+        path.write_text(path.read_text().replace("10.60.0.", f"10.{octet}.0."))
+    for rel in ("group_vars/all/connection.yml", "group_vars/all/operations.yml"):
+        path = dest / rel
+        path.write_text(path.read_text().replace("/var/lib/dzops/wangdue", str(state_dir))
+                        .replace("smtp_port: 8025", f"smtp_port: {20000 + octet}"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def wangdue_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, object]]:
+    if os.geteuid() != 0:
+        pytest.fail("lab tests build network namespaces and need root")
+    from dzops.inventory.loader import load_inventory
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
+
+    prefix = os.environ.get("DZOPS_TEST_LAB_PREFIX", "dzt") + "w"
+    octet = int(os.environ.get("DZOPS_TEST_LAB_OCTET_WANGDUE",
+                               (int(os.environ.get("DZOPS_TEST_LAB_OCTET", "99")) + 128) % 256))
+    root = tmp_path_factory.mktemp("wangdue-lab")
+    state_root = root / "state"
+    inventory = load_inventory(copy_wangdue(root / "inventory", octet, state_root / prefix))
+    lab = Lab(spec_from_inventory(inventory, prefix, state_root=state_root, configured=True))
+    try:
+        status = lab.up()
+        assert status.healthy, [n.name for n in status.nodes if not n.healthy]
+        yield lab, inventory
+    finally:
+        lab.down()
+
+
+def _next_hop(lab, prefix: str) -> str | None:  # noqa: ANN001
+    out = lab.exec(RUEBISA, ["vtysh", "-c", f"show ip route {prefix}"]).stdout
+    hops = re.findall(r"^\s+\*\s+(\d+\.\d+\.\d+\.\d+), via", out, re.M)
+    return hops[0] if len(hops) == 1 else None
+
+
+def _wait_for_hop(lab, prefix: str, hop: str, seconds: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while _next_hop(lab, prefix) != hop:
+        assert time.monotonic() < deadline, f"{RUEBISA}: {prefix} never went via {hop}: {_next_hop(lab, prefix)}"
+        time.sleep(1)
+
+
+def _sent_over(lab, interfaces: list[str], source: str, target: str) -> dict[str, int]:  # noqa: ANN001
+    """Packets each interface sent while Ruebisa's LAN pinged `target` 20 times."""
+    def counters() -> dict[str, int]:
+        out = lab.exec(RUEBISA, ["cat", *(f"/sys/class/net/{i}/statistics/tx_packets" for i in interfaces)]).stdout
+        return dict(zip(interfaces, map(int, out.split()), strict=True))
+
+    before = counters()
+    ping = lab.exec(RUEBISA, ["ping", "-q", "-c", "20", "-i", "0.05", "-W", "2", "-I", source, target])
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    after = counters()
+    return {i: after[i] - before[i] for i in interfaces}
+
+
+def test_the_primary_carries_traffic_then_the_backup_then_the_primary_again(wangdue_lab) -> None:  # noqa: ANN001
+    from dzops.plan.wan import wan_ends
+
+    lab, inventory = wangdue_lab
+    ends = {e.link: e for e in wan_ends(inventory)[RUEBISA]}
+    primary, backup = ends[PRIMARY], ends[BACKUP]
+    hq_lan = str(inventory.sites["hq"].lan_prefix)
+    hq_gateway = str(inventory.devices[HQ].interfaces["eth0"].address.ip)
+    own = str(inventory.devices[RUEBISA].interfaces["eth1"].address.ip)
+    interfaces = [primary.ifname, backup.ifname]
+
+    _wait_for_hop(lab, hq_lan, str(primary.far_address), 90)  # OSPF Full after start
+    sent = _sent_over(lab, interfaces, own, hq_gateway)
+    assert sent[primary.ifname] >= 20 and sent[backup.ifname] < 5, sent
+
+    lab.set_link(RUEBISA, primary.ifname, False)
+    try:
+        _wait_for_hop(lab, hq_lan, str(backup.far_address), 30)
+        sent = _sent_over(lab, [backup.ifname], own, hq_gateway)
+        assert sent[backup.ifname] >= 20, sent
+    finally:
+        lab.set_link(RUEBISA, primary.ifname, True)
+
+    _wait_for_hop(lab, hq_lan, str(primary.far_address), 90)
+    sent = _sent_over(lab, interfaces, own, hq_gateway)
+    assert sent[primary.ifname] >= 20 and sent[backup.ifname] < 5, sent
+
+
+def test_the_thin_spur_is_reached_over_three_hops(wangdue_lab) -> None:  # noqa: ANN001
+    lab, inventory = wangdue_lab
+    athang = inventory.sites["athang"].lan_prefix
+    out = lab.exec(HQ, ["vtysh", "-c", f"show ip route {athang}"]).stdout
+    assert re.search(r"metric (\d+)", out) and int(re.search(r"metric (\d+)", out).group(1)) >= 100 + 1000 + 19531, out
