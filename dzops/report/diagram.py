@@ -503,6 +503,25 @@ def site_boxes(topology: Topology, positions: dict[str, tuple[float, float]]) ->
     return boxes
 
 
+def _crosses(a: Point, b: Point, box: Box) -> bool:
+    """Whether the segment a-b passes through the box's inside (Liang-Barsky clipping).
+
+    >>> _crosses((0, 5), (20, 5), Box(5, 0, 10, 10)), _crosses((0, 20), (20, 20), Box(5, 0, 10, 10))
+    (True, False)
+    """
+    t0, t1 = 0.0, 1.0
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    for p, q in ((-dx, a[0] - box.x0), (dx, box.x1 - a[0]), (-dy, a[1] - box.y0), (dy, box.y1 - a[1])):
+        if p == 0:
+            if q < 0:
+                return False
+        elif p < 0:
+            t0 = max(t0, q / p)
+        else:
+            t1 = min(t1, q / p)
+    return t0 < t1
+
+
 class _Corridors:
     """Free x-ranges of one band of boxes, for lines crossing it vertically."""
 
@@ -573,6 +592,13 @@ def plan_drawing(topology: Topology, positions: dict[str, tuple[float, float]]) 
                               max(boxes[s].x1, label_spans.get(s, (0, -math.inf))[1]))
                              for s in boxes if band_of[s] == i]) for i in range(len(bands))]
 
+    obstacles: list[list[Box]] = [[] for _ in bands]  # per band: its boxes, and the labels above them
+    for site, box in boxes.items():
+        obstacles[band_of[site]].append(box)
+        if site in label_spans:
+            left, right, top = label_spans[site]
+            obstacles[band_of[site]].append(Box(left, top, right, box.y0))
+
     def below(band: int) -> float:  # upper fan line of the band of lines under `band`
         return bands[band][1] + 10
 
@@ -600,6 +626,8 @@ def plan_drawing(topology: Topology, positions: dict[str, tuple[float, float]]) 
                     x = corridors[r].x(ideal)
                     points += [(x, above(r)), (x, below(r))]
             points += [(xb, above(rb)), (xb, boxes[lower].y0)]
+            if not any(_crosses(points[0], points[2], rect) for rect in obstacles[ra] if rect is not box):
+                del points[1]  # nothing beside the box: the line may leave it on the slant
             routes[link.id].points = points
     site_of = {name: node.site for name, node in topology.nodes.items()}
     for link in topology.links:
