@@ -12,6 +12,7 @@ from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.scrub import egress
 
 app = DzopsTyper(help="Run dzops jobs (patch, drift, backup) from cron, one at a time.", no_args_is_help=True,
                  rich_markup_mode=None)
@@ -236,7 +237,7 @@ def _keep_failure(base: Path | None, job: str, text: str) -> Path:
     folder = (base or Path("/var/lib/dzops")) / "schedule-failures"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().astimezone().strftime("%Y%m%dT%H%M%S")
-    return atomic_write(folder / f"{job}-{stamp}.txt", text)
+    return atomic_write(folder / f"{job}-{stamp}.txt", egress(text))  # a kept report leaves dzops too
 
 
 def _mail_failure(inventory: Any, base: Path | None, subject: str, text: str,
@@ -290,8 +291,8 @@ def _run_other(settings: Settings, job: str) -> tuple[ExitCode, str]:
 
     # The child runs under this run's job lock: it gets the locked descriptor (see dzops.state.lock).
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, pass_fds=held_job_locks())
-    sys.stdout.write(proc.stdout)
-    sys.stderr.write(proc.stderr)
+    sys.stdout.write(egress(proc.stdout))  # the child scrubbed its own; this is the exit of this process
+    sys.stderr.write(egress(proc.stderr))
     try:
         code = ExitCode(proc.returncode)
     except ValueError:

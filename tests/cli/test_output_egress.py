@@ -128,3 +128,11 @@ def test_a_debug_traceback_is_scrubbed(capsys: pytest.CaptureFixture[str]) -> No
         sys.excepthook = saved
     err = capsys.readouterr().err
     assert "RuntimeError" in err and "Traceback" in err and VAULT_VALUE not in err
+
+
+def test_a_kept_schedule_failure_report_holds_no_secret(tmp_path: Path) -> None:
+    from dzops.cli.schedule import _keep_failure
+
+    path = _keep_failure(tmp_path, "backup", f"dzops backup exited 1\n\nlogin with {VAULT_VALUE} refused\n")
+    kept = path.read_text()
+    assert VAULT_VALUE not in kept and f"login with {MARKER} refused" in kept
