@@ -52,8 +52,10 @@ class Rule:
         """
         if self.within is not None and not self.within.search(header):
             return line
+        # A value that starts with the marker was scrubbed already (by a rule of the text's own syntax).
         spans = [m.span(name) for m in self.pattern.finditer(line)
-                 for name, value in m.groupdict().items() if name.startswith("v") and value is not None]
+                 for name, value in m.groupdict().items()
+                 if name.startswith("v") and value is not None and not value.startswith(MARKER)]
         if not spans:
             return line
         out, pos = [], 0
@@ -214,7 +216,11 @@ def egress(text: str, syntax: str | None = None) -> str:
     """
     if not text:
         return text
-    return scrub_secrets(text, syntax or ANY, _REGISTERED)
+    if syntax and syntax != ANY:
+        # A platform's text can also hold messages around its config lines ("r1: ... key X"):
+        # its own rules first, then the unambiguous ones of every syntax.
+        text = scrub_secrets(text, syntax)
+    return scrub_secrets(text, ANY, _REGISTERED)
 
 
 def egress_html(html: str) -> str:

@@ -67,7 +67,7 @@ CISCO = (
     RuleSpec("key-string", r"\bkey-string\s+" + TYPE + REST, anywhere=True),
     RuleSpec("isakmp-key", L + r"crypto\s+isakmp\s+key\s+" + TYPE + TOKEN, anywhere=True),
     RuleSpec("pre-shared-key", L + r"(?:ikev[12]\s+(?:(?:remote|local)-authentication\s+)?)?pre-shared-key\s+"
-             r"(?:(?:local|remote)\s+)?" + TYPE + r"(?!address\b|hostname\b)" + TOKEN, anywhere=True),
+             r"(?:(?:local|remote)\s+)?" + TYPE + r"(?!address\b|hostname\b|ascii-text\b|hexadecimal\b)" + TOKEN, anywhere=True),
     RuleSpec("keyring-pre-shared-key", L + r"pre-shared-key\s+(?:address|hostname)\s+.*?\bkey\s+" + TYPE + TOKEN,
              anywhere=True),
     RuleSpec("wpa-psk", L + r"wpa-psk\s+(?:ascii|hex)\s+" + TYPE + TOKEN, anywhere=True),
@@ -149,7 +149,7 @@ LINUX = (
              r"(?:\s+(?:DES|AES\S*)\s+(?P<v2>\S+))?", anywhere=True),
     RuleSpec("fstab-cifs-password", r"(?<=[\s,])(?:password|pass)=(?P<v>[^,\s]+)", anywhere=True),
     RuleSpec("url-credentials", r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<v>[^/\s@]+)@", anywhere=True),
-    RuleSpec("ifupdown-wpa-psk", r"^\s*(?:wpa-psk|wpa-passphrase|wpa-password)\s+" + REST, anywhere=True),
+    RuleSpec("ifupdown-wpa-psk", r"^\s*(?:wpa-psk|wpa-passphrase|wpa-password)\s+(?!(?:ascii|hex)\s)" + REST, anywhere=True),
     RuleSpec("netrc-password", r"^\s*(?:machine\s+\S+\s+)?(?:login\s+\S+\s+)?password\s+" + TOKEN),
     RuleSpec("key-value-secret", r"^\s*(?:export\s+)?[\w.-]*(?:password|passwd|secret|psk|token|api_?key|"
              r"secret_access_key|secret_key)\s*[=:]\s*" + REST),

@@ -20,6 +20,7 @@ from dzops.inventory.models import Inventory
 from dzops.report import diagram
 from dzops.report.topology import Topology, site_view
 from dzops.resources import templates_dir
+from dzops.scrub import egress, egress_data
 
 TEMPLATES_DIR = templates_dir() / "report" / "docs"
 PAGES = (("index.html", "Overview"), ("sites.html", "Sites"), ("devices.html", "Devices"),
@@ -130,7 +131,7 @@ def build_site(inventory: Inventory, topology: Topology, found: Mapping[str, Dev
                          "files": {k: f"diagrams/{v.name}" for k, v in files.items()},
                          "counts": view.counts()})
     rows = asset_rows(inventory, found)
-    (output / "assets.csv").write_text(assets_csv(rows))
+    (output / "assets.csv").write_text(egress(assets_csv(rows)))
     written.append(output / "assets.csv")
     devices = []
     for row in rows:
@@ -163,6 +164,9 @@ def build_site(inventory: Inventory, topology: Topology, found: Mapping[str, Dev
         "links": [link.to_dict() for link in topology.links], "counts": topology.counts(),
         "diagrams": diagrams,
     }
+    # The site leaves dzops: what devices said (descriptions, errors) is scrubbed as data before
+    # the HTML escapes it.
+    context = {**egress_data({k: v for k, v in context.items() if k != "pages"}), "pages": PAGES}
     env = _environment()
     for page, _label in PAGES:
         path = output / page

@@ -143,3 +143,21 @@ def test_patch_report_files_hold_no_secret(tmp_path: Path) -> None:
     for path in (json_path, text_path):
         assert VAULT_VALUE not in path.read_text()
     assert "https://deploy:<removed>@pkgs.dz.bt" in json_path.read_text()
+
+
+def test_docs_site_holds_no_secret_a_device_reported(tmp_path: Path) -> None:
+    from dzops.execute.discover import DeviceDiscovery
+    from dzops.inventory.loader import load_inventory
+    from dzops.report.docs import build_site
+    from dzops.report.topology import build_topology
+
+    inventory = load_inventory(Path(__file__).resolve().parents[2] / "inventory")
+    host = next(iter(inventory.devices))
+    found = {host: DeviceDiscovery(host=host, status="failed",
+                                   error=f"show run: snmp-server community Docs-Comm RO; {VAULT_VALUE}")}
+    topology = build_topology(inventory, found)
+    files = build_site(inventory, topology, found, {}, tmp_path / "site")
+    texts = {str(p): p.read_text(errors="replace") for p in files if p.suffix in (".html", ".csv")}
+    assert texts
+    assert [p for p, t in texts.items() if VAULT_VALUE in t or "Docs-Comm" in t] == []
+    assert any("snmp-server community &lt;removed&gt;" in t for t in texts.values())
