@@ -493,3 +493,36 @@ def test_user_commands_open_the_vault_with_the_given_file_only(punakha_lab, tmp_
     assert proc.returncode in (ExitCode.OK, ExitCode.DRIFT_FOUND), proc.stderr
     assert "no vault secrets" not in proc.stderr.lower()
     assert "  punakha-hq-srv1: " in proc.stderr  # a plain progress line per ansible task (not a terminal)
+
+
+def _lab_dzops(punakha_lab, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in punakha_lab.env().items() if k not in ("DZOPS_VAULT_PASSWORD_FILE",)}
+    return subprocess.run([sys.executable, "-m", "dzops", *args], capture_output=True, text=True, env=env,
+                          timeout=900, check=False)
+
+
+@pytest.mark.lab
+def test_limited_check_runs_touch_only_the_limit_on_the_lab(punakha_lab) -> None:
+    """--limit with --check against real devices: only the limit's links, APs and devices appear,
+    and nothing is written (no subnet in the inventory, no backup commit)."""
+    inventory = punakha_lab.inventory()
+    wan_file = punakha_lab.inventory_dir / "group_vars/all/wan_links.yml"
+    wan_before = wan_file.read_text()
+
+    wan = _lab_dzops(punakha_lab, "--limit", "gewog-talo-rtr1", "--check", "--json", "provision-wan", "--all")
+    assert wan.returncode in (ExitCode.OK, ExitCode.HOSTS_FAILED, ExitCode.UNREACHABLE), wan.stderr
+    expected = {link.name for link in inventory.wan_links if "gewog-talo-rtr1" in (link.a.host, link.b.host)}
+    assert {r["link"] for r in json.loads(wan.stdout)} == expected and expected
+    assert wan_file.read_text() == wan_before
+
+    ap = _lab_dzops(punakha_lab, "--limit", "access_points:&site_talo", "--check", "--json", "provision-ap", "--all")
+    assert ap.returncode in (ExitCode.OK, ExitCode.HOSTS_FAILED, ExitCode.UNREACHABLE), ap.stderr
+    assert [r["host"] for r in json.loads(ap.stdout)] == ["gewog-talo-ap1"]
+
+    backup = _lab_dzops(punakha_lab, "--limit", LIMIT, "--check", "--json", "backup")
+    assert backup.returncode in (ExitCode.OK, ExitCode.UNREACHABLE), backup.stderr
+    data = json.loads(backup.stdout)
+    assert {d["host"] for d in data["devices"]} == TALO and data["commit"] is None and data["check"] is True
+    repo = inventory.backup_repository
+    assert not (repo / "talo").exists() or subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
