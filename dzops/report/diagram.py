@@ -629,15 +629,43 @@ def plan_drawing(topology: Topology, positions: dict[str, tuple[float, float]]) 
             if not any(_crosses(points[0], points[2], rect) for rect in obstacles[ra] if rect is not box):
                 del points[1]  # nothing beside the box: the line may leave it on the slant
             routes[link.id].points = points
-    site_of = {name: node.site for name, node in topology.nodes.items()}
+    device_boxes: dict[str, list[tuple[str, Box]]] = defaultdict(list)
+    for name, node in topology.nodes.items():
+        x, y = positions[name]
+        device_boxes[node.site].append((name, Box(x - NODE_W / 2, y - NODE_H / 2, x + NODE_W / 2, y + NODE_H / 2)))
     for link in topology.links:
         if link.id in routes or link.a[0] not in positions or link.b[0] not in positions:
             continue
-        (xa, ya), (xb, yb) = positions[link.a[0]], positions[link.b[0]]
-        lines = [f"{link.a[1]} – {link.b[1]}"] if site_of.get(link.a[0]) == site_of.get(link.b[0]) else []
-        w, _ = label_size(lines)
-        routes[link.id] = Route([(xa, ya), (xb, yb)], lines, ((xa + xb) / 2 + w / 2 + 4, (ya + yb) / 2))
+        others = [b for name, b in device_boxes[topology.nodes[link.a[0]].site] if name not in (link.a[0], link.b[0])]
+        lines = [f"{link.a[1]} – {link.b[1]}"]
+        routes[link.id] = _inside_route(positions[link.a[0]], positions[link.b[0]], others, lines)
     return Drawing(boxes, routes, tree)
+
+
+def _inside_route(a: Point, b: Point, others: list[Box], lines: list[str]) -> Route:
+    """A line between two devices of one site: straight, or round the devices in its way through the
+    free space between their rows and columns, its label beside it.
+
+    >>> r = _inside_route((100, 100), (100, 320), [Box(5, 179, 195, 241)], ["eth2 – eth0"])
+    >>> r.points, r.label
+    ([(100, 100), (100, 155.0), (-1.0, 155.0), (-1.0, 320), (100, 320)], (49.5, 147.0))
+    """
+    (xa, ya), (xb, yb) = a, b
+    w, h = label_size(lines)
+    straight = Route([a, b], lines, ((xa + xb) / 2 + w / 2 + 4, (ya + yb) / 2))
+    if not any(_crosses(a, b, box) for box in others):
+        return straight
+    dy = -CELL_H / 2 if yb < ya else CELL_H / 2
+    if ya == yb:
+        points = [a, (xa, ya + dy), (xb, ya + dy), b]
+    else:  # along the row gap to the column gap beside b on a's side (left of b when above it), then in;
+        # beside an outer column that is the box's margin, so the line keeps inside the box
+        beside = NODE_W / 2 + BOX_PAD / 2
+        gx = xb + beside if xb < xa else xb - beside
+        points = [a, (xa, ya + dy), (gx, ya + dy), (gx, yb), b]
+    if any(_crosses(p, q, box) for p, q in zip(points, points[1:], strict=False) for box in others):
+        return straight  # boxes moved by hand: no free path of this shape
+    return Route(points, lines, ((points[1][0] + points[2][0]) / 2, ya + dy - h / 2 - 1))
 
 
 # --- Graphviz --------------------------------------------------------------------------------------

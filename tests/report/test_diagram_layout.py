@@ -56,6 +56,9 @@ def two_level(extra_site: str = "", ring: bool = False) -> Topology:
                 nodes[f"{site}-sw1"] = Node(f"{site}-sw1", site, "switches")
                 links += [Link((rtr, "eth1"), (f"{site}-sw1", "swp1"), "lan", "confirmed"),
                           Link((f"{site}-ap1", "eth0"), (f"{site}-sw1", "swp2"), "uplink", "confirmed")]
+        if site == "g1":  # an AP on a router port in an office with a switch: the switch is in its way
+            nodes["g1-ap0"] = Node("g1-ap0", site, "access_points")
+            links.append(Link(("g1-ap0", "eth0"), (rtr, "eth3"), "uplink", "confirmed"))
         if parent:
             up = f"{parent}-rtr1"
             port[up] = port.get(up, 1) + 1
@@ -228,6 +231,23 @@ def test_no_line_crosses_a_site_box_it_does_not_end_in(make, tmp_path: Path) -> 
     assert set(laid.curves) == {link.id for link in topology.links}
     assert all(laid.curves.values()), "every link is drawn"
     assert crossings(topology, laid) == []
+
+
+@pytest.mark.parametrize("make", SAMPLES)
+def test_no_line_crosses_a_device_it_does_not_end_at(make, tmp_path: Path) -> None:
+    topology = make()
+    laid = laid_out(topology, tmp_path)
+    found = set()
+    for link in topology.links:
+        for stroke in laid.curves[link.id]:
+            points = list(bezier_points(stroke))
+            found |= {(link.id, name) for name, rect in laid.nodes.items() if name not in (link.a[0], link.b[0])
+                      and any(segment_enters(p, q, rect) for p, q in zip(points, points[1:], strict=False))}
+            site = topology.nodes[link.a[0]].site
+            if site == topology.nodes[link.b[0]].site:  # a line inside one site stays inside its box
+                x0, y0, x1, y1 = laid.clusters[site]
+                found |= {(link.id, "outside its box") for x, y in points if not (x0 < x < x1 and y0 < y < y1)}
+    assert sorted(found) == []
 
 
 @pytest.mark.parametrize("make", SAMPLES)
