@@ -488,7 +488,6 @@ class Drawing:
 
     boxes: dict[str, Box]
     routes: dict[str, Route]
-    tree: SiteTree
 
 
 def site_boxes(topology: Topology, positions: dict[str, tuple[float, float]]) -> dict[str, Box]:
@@ -639,7 +638,7 @@ def plan_drawing(topology: Topology, positions: dict[str, tuple[float, float]]) 
         others = [b for name, b in device_boxes[topology.nodes[link.a[0]].site] if name not in (link.a[0], link.b[0])]
         lines = [f"{link.a[1]} – {link.b[1]}"]
         routes[link.id] = _inside_route(positions[link.a[0]], positions[link.b[0]], others, lines)
-    return Drawing(boxes, routes, tree)
+    return Drawing(boxes, routes)
 
 
 def _inside_route(a: Point, b: Point, others: list[Box], lines: list[str]) -> Route:
@@ -686,11 +685,6 @@ def _legend_html() -> str:
                    f'<TD ALIGN="LEFT">{escape(label)}</TD></TR>' for color, sample, label in samples)
     return (f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="2" BGCOLOR="white">'
             f'<TR><TD COLSPAN="2"><B>Legend</B></TD></TR>{rows}</TABLE>>')
-
-
-def _bbox(points: Iterable[tuple[float, float]]) -> tuple[float, float, float, float]:
-    xs, ys = zip(*points, strict=True)
-    return min(xs), min(ys), max(xs), max(ys)
 
 
 def _spline(points: list[Point]) -> str:
