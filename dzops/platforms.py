@@ -2,6 +2,10 @@
 
 Adding a vendor means a row here, a driver module in `dzops/execute/drivers/` and templates in
 `templates/<name>/`.
+
+Capability columns (config replace, merge, commit-confirm, getters) say what each platform's driver
+can really do. Every command asks `refusal(platform, operation)` before it opens a session, so an
+operation a platform lacks is refused with one line naming both, before any device is touched.
 """
 
 from __future__ import annotations
@@ -19,25 +23,114 @@ class Platform:
     functions: tuple[DeviceFunction, ...]  # the function groups a device of this platform may belong to
     driver: str  # module under dzops.execute.drivers
     netmiko_device_type: str | None  # None: managed through Ansible (Linux) or a non-CLI API
-    config_syntax: Literal["frr", "ios", "routeros", "hostapd", "linux"]
+    config_syntax: Literal["frr", "ios", "routeros", "hostapd", "linux", "eos", "nxos", "junos"]
     lab_kind: Literal["router", "switch", "server", "ap"] | None  # what the virtual lab builds for it
+    # -- capability columns: what the driver really does, read by every command before it connects --
+    config_replace: bool = False  # a whole intended config becomes the running one (diff, apply, rollback)
+    config_merge: bool = False  # config lines merged into the running config
+    # Commit with an automatic revert unless confirmed, *together with a replace*: what provisioning uses.
+    commit_confirm: bool = False
+    getters: frozenset[str] = frozenset()  # NAPALM getter names the driver answers
+    napalm_driver: str | None = None  # the NAPALM driver name, for platforms dzops reaches through NAPALM
 
+
+# The getters dzops reads from a device: backup and drift (config), discovery and diagrams (the rest).
+NAPALM_GETTERS = frozenset({"get_config", "get_facts", "get_interfaces_ip", "get_lldp_neighbors_detail",
+                            "get_interfaces", "get_users"})
 
 PLATFORMS: dict[str, Platform] = {
     p.name: p
     for p in (
         # vtysh behind an SSH login answers like IOS, which is what netmiko's cisco_ios expects.
-        Platform("frr", ("routers",), "frr", "cisco_ios", "frr", "router"),
-        Platform("cumulus", ("switches",), "cumulus", "linux", "linux", "switch"),
-        Platform("ios", ("routers", "switches", "access_points"), "ios", "cisco_ios", "ios", None),
+        # No NAPALM driver exists for FRR; frr-reload.py gives it a real replace (no commit-confirm).
+        Platform("frr", ("routers",), "frr", "cisco_ios", "frr", "router",
+                 config_replace=True, getters=frozenset({"get_config"})),
+        Platform("cumulus", ("switches",), "cumulus", "linux", "linux", "switch",
+                 config_merge=True, getters=frozenset({"get_config"})),
+        # NAPALM ios: replace and commit-confirm need `archive` on the router (configure replace,
+        # `configure replace ... revert timer N`); the candidate travels by SCP.
+        Platform("ios", ("routers", "switches", "access_points"), "ios", "cisco_ios", "ios", None,
+                 config_replace=True, config_merge=True, commit_confirm=True, getters=NAPALM_GETTERS,
+                 napalm_driver="ios"),
+        # napalm-ros refuses revert_in with a replace (reset-configuration removes its scheduler job):
+        # a RouterOS replace is committed, verified and, when verification fails, rolled back.
         Platform("routeros", ("routers", "switches", "access_points"), "routeros", "mikrotik_routeros",
-                 "routeros", None),
-        Platform("hostapd", ("access_points",), "hostapd", "linux", "hostapd", "ap"),
+                 "routeros", None, config_replace=True, config_merge=True, commit_confirm=False,
+                 getters=NAPALM_GETTERS, napalm_driver="ros"),
+        Platform("eos", ("routers", "switches"), "napalm", "arista_eos", "eos", None,
+                 config_replace=True, config_merge=True, commit_confirm=True, getters=NAPALM_GETTERS,
+                 napalm_driver="eos"),
+        # NAPALM's nxos_ssh has replace and merge but no commit-confirm (revert_in is refused).
+        Platform("nxos_ssh", ("routers", "switches"), "napalm", "cisco_nxos", "nxos", None,
+                 config_replace=True, config_merge=True, commit_confirm=False, getters=NAPALM_GETTERS,
+                 napalm_driver="nxos_ssh"),
+        Platform("junos", ("routers", "switches"), "napalm", "juniper_junos", "junos", None,
+                 config_replace=True, config_merge=True, commit_confirm=True, getters=NAPALM_GETTERS,
+                 napalm_driver="junos"),
+        Platform("hostapd", ("access_points",), "hostapd", "linux", "hostapd", "ap",
+                 config_replace=True, getters=frozenset({"get_config"})),
         Platform("debian", ("servers",), "linux", None, "linux", "server"),
         Platform("ubuntu", ("servers",), "linux", None, "linux", None),
         Platform("rhel", ("servers",), "linux", None, "linux", None),
     )
 }
+
+# Operations a command may need, each mapped to the capability column that allows it.
+Operation = Literal["config_replace", "config_merge", "commit_confirm", "get_config", "get_facts",
+                    "get_interfaces_ip", "get_lldp_neighbors_detail", "get_interfaces", "get_users"]
+OPERATION_WORDS: dict[str, str] = {
+    "config_replace": "config replace", "config_merge": "config merge", "commit_confirm": "commit-confirm",
+}
+
+
+def supports(platform: str, operation: Operation) -> bool:
+    """Whether the platform's driver can do the operation.
+
+    >>> supports("ios", "commit_confirm"), supports("routeros", "commit_confirm"), supports("frr", "get_facts")
+    (True, False, False)
+    >>> supports("no-such-platform", "get_config")
+    False
+    """
+    row = PLATFORMS.get(platform)
+    if row is None:
+        return False
+    if operation in ("config_replace", "config_merge", "commit_confirm"):
+        return bool(getattr(row, operation))
+    return operation in row.getters
+
+
+def refusal(platform: str, operation: Operation, host: str | None = None) -> str | None:
+    """The one line that refuses an operation a platform lacks, or None when it can be done.
+
+    >>> refusal("ios", "config_replace") is None
+    True
+    >>> refusal("debian", "config_replace", host="ws1")
+    'ws1: platform debian has no config replace: refused before connecting'
+    >>> refusal("frr", "get_lldp_neighbors_detail")
+    'platform frr has no get_lldp_neighbors_detail: refused before connecting'
+    """
+    if supports(platform, operation):
+        return None
+    subject = f"{host}: platform {platform}" if host else f"platform {platform}"
+    if platform not in PLATFORMS:
+        return f"{subject} is unknown: refused before connecting"
+    return f"{subject} has no {OPERATION_WORDS.get(operation, operation)}: refused before connecting"
+
+
+def refusals(hosts: dict[str, str], operations: tuple[Operation, ...]) -> dict[str, str]:
+    """Host -> the first refusal among the operations it needs, for hosts (name -> platform) that lack one.
+
+    >>> refusals({"r1": "ios", "srv": "debian"}, ("config_replace",))
+    {'srv': 'srv: platform debian has no config replace: refused before connecting'}
+    """
+    found: dict[str, str] = {}
+    for host, platform in hosts.items():
+        for operation in operations:
+            line = refusal(platform, operation, host=host)
+            if line is not None:
+                found[host] = line
+                break
+    return found
 
 
 def platform_names() -> list[str]:
