@@ -185,8 +185,8 @@ CASES: tuple[Case, ...] = (
     # --- hosts ------------------------------------------------------------------------------------
     Case("unknown-platform",
          (replace(f"host_vars/{RTR}.yml", "device_role: gewog-router\n",
-                  "device_role: gewog-router\nplatform: junos\n"),),
-         f"{HV}/{RTR}.yml", 4, RTR, "platform", "unknown platform 'junos' (known: "),
+                  "device_role: gewog-router\nplatform: vyos\n"),),
+         f"{HV}/{RTR}.yml", 4, RTR, "platform", "unknown platform 'vyos' (known: "),
     Case("platform-wrong-function",
          (replace(f"host_vars/{RTR}.yml", "device_role: gewog-router\n",
                   "device_role: gewog-router\nplatform: cumulus\n"),),
