@@ -223,3 +223,91 @@ def count_changes(commands: Iterable[str]) -> tuple[int, int]:
     """
     roles = [command_role(c) for c in commands]
     return roles.count("remove"), roles.count("add")
+
+
+# -- IOS-like syntaxes through hier_config ---------------------------------------------------------------
+# Where the driver hands back whole configs (NAPALM's platforms), the remediation is computed from the
+# running and intended texts by hier_config, which knows each syntax's negations, the lines that
+# overwrite instead of adding (`description`, `hostname`), and the order the CLI needs. The FRR
+# side above reads frr-reload's delta instead; both end as the same shape of session.
+HIER_PLATFORMS = {"ios": "CISCO_IOS", "eos": "ARISTA_EOS", "nxos": "CISCO_NXOS"}
+SESSION.update({"eos": ("configure terminal", "end", "write memory"),
+                "nxos": ("configure terminal", "end", "copy running-config startup-config")})
+
+
+def hier_remediation(running: str, intended: str, syntax: str = "ios", save: bool = True) -> list[str]:
+    """The CLI session that turns the running config into the intended one, computed by hier_config.
+
+    Real `no ...` lines for what only the running config has, in hier_config's order (removals
+    before additions at each level), each context entered once and left with `exit`.
+
+    >>> running = "hostname r1\\ninterface GigabitEthernet0/1\\n description old\\n ip ospf cost 20\\n!\\nip route 10.9.0.0 255.255.0.0 10.0.0.2\\n"
+    >>> intended = "hostname r1\\ninterface GigabitEthernet0/1\\n description WAN to hq\\n!\\n"
+    >>> print("\\n".join(hier_remediation(running, intended)))
+    configure terminal
+    no ip route 10.9.0.0 255.255.0.0 10.0.0.2
+    interface GigabitEthernet0/1
+     no ip ospf cost 20
+     description WAN to hq
+    exit
+    end
+    write memory
+    >>> hier_remediation("hostname r1\\n", "hostname r1\\n")
+    []
+    """
+    from hier_config import WorkflowRemediation, get_hconfig
+
+    if syntax not in HIER_PLATFORMS:
+        raise ValueError(f"no hier_config remediation for syntax {syntax!r} (have: {', '.join(HIER_PLATFORMS)})")
+    driver = _hier_driver(syntax)
+    workflow = WorkflowRemediation(get_hconfig(driver, _hier_text(running)), get_hconfig(driver, _hier_text(intended)))
+    body: list[str] = []
+
+    def walk(node: object, depth: int) -> None:
+        for child in sorted(node.children):  # type: ignore[attr-defined]
+            body.append(" " * depth + child.text)
+            if child.children:
+                walk(child, depth + 1)
+                body.append(" " * depth + _exit_for(child.text))
+
+    walk(workflow.remediation_config, 0)
+    if not body:
+        return []
+    enter, leave, write = SESSION[syntax]
+    return [enter, *body, leave, *([write] if save else [])]
+
+
+# Lines our IOS templates write that IOS overwrites in place (a second value replaces the first), which
+# hier_config's stock IOS rules would remove first with `no ...`: measured as IOS behaves, a `no
+# hostname` would name the router "Router" for a moment, a `no ip ospf 1 area 0` drops the adjacency.
+IOS_OVERWRITTEN = ((r"^hostname ",), (r"^interface ", r"^bandwidth "), (r"^interface ", r"^mtu "),
+                   (r"^interface ", r"^ip ospf cost "), (r"^interface ", r"^ip ospf \d+ area "),
+                   (r"^router ospf ", r"^auto-cost reference-bandwidth "), (r"^router ospf ", r"^router-id "))
+
+
+def _hier_driver(syntax: str) -> object:
+    from hier_config import Platform, get_hconfig_driver
+    from hier_config.models import IdempotentCommandsRule, MatchRule
+
+    driver = get_hconfig_driver(Platform[HIER_PLATFORMS[syntax]])
+    if syntax == "ios":
+        driver.rules.idempotent_commands.extend(
+            IdempotentCommandsRule(match_rules=tuple(MatchRule(re_search=regex) for regex in path))
+            for path in IOS_OVERWRITTEN)
+    return driver
+
+
+def _hier_text(config: str) -> str:
+    # IOS's show-run header and `end` are no configuration; hier_config would read them as lines to remove.
+    return "\n".join(line for line in config.splitlines()
+                     if line.strip() not in ("end",) and not line.startswith(("Building configuration",
+                                                                               "Current configuration")))
+
+
+def remediation_from_configs(running: str, intended: str, syntax: str, save: bool = True) -> list[str]:
+    """Remediation for drivers that report whole configs: hier_config for the syntaxes it knows.
+
+    >>> remediation_from_configs("hostname a\\n", "hostname b\\n", "ios", save=False)
+    ['configure terminal', 'hostname b', 'end']
+    """
+    return hier_remediation(running, intended, syntax, save)
