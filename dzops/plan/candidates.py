@@ -12,7 +12,9 @@ from the running config verbatim:
 - kept (from the running config): everything else, in its running order.
 
 So an interface or account the inventory never named is never removed by a replace; one it names
-is exactly as intended, `no ...` lines included. Pure text in, text out: no device is touched here.
+is exactly as intended, `no ...` lines included. Each command owns only its parts (`parts`):
+provision-wan the WAN side, user apply the accounts, provision-ap the radios and SSIDs; drift
+compares with every part the device's function has. Pure text in, text out: no device is touched here.
 """
 
 from __future__ import annotations
@@ -22,12 +24,29 @@ import hashlib
 import re
 from collections.abc import Iterable
 from ipaddress import IPv4Address
+from typing import Literal
 
 from dzops.inventory.models import Device, Inventory
 from dzops.plan.render import render
 from dzops.plan.users import Account, managed_logins, plan_users, ssh_key_parts
 from dzops.plan.vendor import OSPF_PROCESS, ROUTEROS_OSPF_INSTANCE, routeros_area_name
 from dzops.plan.wan import REFERENCE_BANDWIDTH_MBPS, WanEnd, wan_ends
+
+Part = Literal["wan", "users", "ap"]
+PARTS_BY_FUNCTION: dict[str, frozenset[Part]] = {
+    "routers": frozenset({"wan", "users"}), "switches": frozenset({"users"}),
+    "access_points": frozenset({"users", "ap"}), "servers": frozenset({"users"}),
+}
+
+
+def device_parts(device: Device) -> frozenset[Part]:
+    """What of a device's config the inventory describes, by its function (drift compares all of it).
+
+    >>> sorted(PARTS_BY_FUNCTION["access_points"])
+    ['ap', 'users']
+    """
+    return PARTS_BY_FUNCTION.get(device.function, frozenset({"users"}))
+
 
 # Lines of IOS's show-run that are no configuration (header, change stamps, the closing `end`).
 IOS_NOISE = re.compile(r"^(Building configuration|Current configuration|! (Last|NVRAM) config|end$)")
@@ -75,14 +94,15 @@ def owned_interfaces(device: Device, ends: Iterable[WanEnd]) -> set[str]:
     return names
 
 
-def _ios_owned(header: str, interfaces: set[str], next_hops: set[str], logins: set[str], ap: bool) -> bool:
+def _ios_owned(header: str, interfaces: set[str], next_hops: set[str], logins: set[str], ap: bool,
+               wan: bool) -> bool:
     words = header.split()
     if words[0] == "hostname":
         return True
     if words[0] == "interface" and len(words) == 2:
         return words[1] in interfaces or bool(ap and IOS_AP_HEADERS.match(header))
     if header == f"router ospf {OSPF_PROCESS}":
-        return True
+        return wan
     if words[:2] == ["ip", "route"]:
         return words[-1] in next_hops
     if words[0] == "username" and len(words) > 1:
@@ -114,12 +134,15 @@ def ios_candidate_text(rendered: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _accounts(inventory: Inventory, device: Device, accounts: list[Account] | None) -> list[Account]:
+def _accounts(inventory: Inventory, device: Device, accounts: list[Account] | None,
+              parts: frozenset[Part]) -> list[Account]:
+    if "users" not in parts:
+        return []
     return accounts if accounts is not None else plan_users(inventory, [device.name]).get(device.name, [])
 
 
-def _ap_context(inventory: Inventory, device: Device) -> dict[str, object]:
-    if device.function != "access_points":
+def _ap_context(inventory: Inventory, device: Device, parts: frozenset[Part]) -> dict[str, object]:
+    if "ap" not in parts or device.function != "access_points":
         return {"ap": False}
     from dzops.plan.ap import ap_bsses
 
@@ -133,25 +156,30 @@ def _ap_context(inventory: Inventory, device: Device) -> dict[str, object]:
 
 
 def ios_candidate(inventory: Inventory, device: Device, running: str, ends: list[WanEnd] | None = None,
-                  accounts: list[Account] | None = None) -> str:
-    """The whole intended IOS config of a device: owned parts rendered, the rest kept from `running`."""
-    ends = ends if ends is not None else wan_ends(inventory).get(device.name, [])
-    accounts = _accounts(inventory, device, accounts)
-    ap = _ap_context(inventory, device)
-    interfaces = owned_interfaces(device, ends)
+                  accounts: list[Account] | None = None, parts: Iterable[Part] | None = None) -> str:
+    """The whole intended IOS config of a device: owned parts rendered, the rest kept from `running`.
+
+    `parts` (default: all of the device's, `device_parts`) says what dzops owns this time; `ends`
+    defaults to every WAN end the inventory gives the device, `accounts` to the inventory's users.
+    """
+    owned = frozenset(parts) if parts is not None else device_parts(device)
+    ends = (ends if ends is not None else wan_ends(inventory).get(device.name, [])) if "wan" in owned else []
+    accounts = _accounts(inventory, device, accounts, owned)
+    ap = _ap_context(inventory, device, owned)
+    interfaces = owned_interfaces(device, ends) if "wan" in owned else set()
     next_hops = {str(end.far_address) for end in ends}
-    logins = managed_logins(inventory)
+    logins = managed_logins(inventory) if "users" in owned else set()
     kept: list[str] = []
     pubkey_kept: list[str] = []
     for block in ios_blocks(running):
         if block[0] == "ip ssh pubkey-chain":
             pubkey_kept += _unmanaged_pubkeys(block[1:], logins)
-        elif not _ios_owned(block[0], interfaces, next_hops, logins, bool(ap["ap"])):
+        elif not _ios_owned(block[0], interfaces, next_hops, logins, bool(ap["ap"]), "wan" in owned):
             kept += [*block, "!"] if len(block) > 1 else block
-    keys = {a.login: [("ssh-rsa" if algo == "ssh-rsa" else algo, ios_key_hash(blob))
-                      for algo, blob, _ in (ssh_key_parts(k) for k in a.ssh_keys)]
+    keys = {a.login: [(algo, ios_key_hash(blob)) for algo, blob, _ in (ssh_key_parts(k) for k in a.ssh_keys)]
             for a in accounts if a.state == "present" and a.ssh_keys}
-    text = render("ios", "router", device=device, lan=device.interfaces.get(device.lan_interface or ""),
+    text = render("ios", "router", device=device, wan="wan" in owned,
+                  lan=device.interfaces.get(device.lan_interface or "") if "wan" in owned else None,
                   wan_ends=ends, ospf_process=OSPF_PROCESS, reference_bandwidth_mbps=REFERENCE_BANDWIDTH_MBPS,
                   accounts=accounts, keys=keys, pubkey_kept=pubkey_kept, kept=kept, **ap)
     return ios_candidate_text(text)
@@ -191,7 +219,7 @@ def ros_value(line: str, key: str) -> str | None:
     return value[1:-1].replace('\\"', '"') if value.startswith('"') else value
 
 
-def _ros_owned(line: str, interfaces: set[str], next_hops: set[str], logins: set[str], ap: bool) -> bool:
+def _ros_owned(line: str, interfaces: set[str], next_hops: set[str], logins: set[str], ap: bool, wan: bool) -> bool:
     if line.startswith("/system identity set "):
         return True
     if line.startswith(("/ip address add ", "/routing ospf interface-template add ")):
@@ -202,7 +230,7 @@ def _ros_owned(line: str, interfaces: set[str], next_hops: set[str], logins: set
         named = ros_value(line, "default-name") or line.split()[3]
         return named.rstrip("]") in interfaces
     if line.startswith(("/routing ospf instance ", "/routing ospf area ")):
-        return ROUTEROS_OSPF_INSTANCE in (ros_value(line, "name"), ros_value(line, "instance"))
+        return wan and ROUTEROS_OSPF_INSTANCE in (ros_value(line, "name"), ros_value(line, "instance"))
     if line.startswith("/ip route add "):
         return ros_value(line, "gateway") in next_hops
     if line.startswith(("/user add ", "/user ssh-keys add ")):
@@ -223,16 +251,17 @@ def ros_export_lines(export: str) -> list[str]:
 
 
 def routeros_candidate(inventory: Inventory, device: Device, running: str, ends: list[WanEnd] | None = None,
-                       accounts: list[Account] | None = None) -> str:
+                       accounts: list[Account] | None = None, parts: Iterable[Part] | None = None) -> str:
     """The whole intended RouterOS configuration: owned lines rendered, the rest kept from the export."""
-    ends = ends if ends is not None else wan_ends(inventory).get(device.name, [])
-    accounts = _accounts(inventory, device, accounts)
-    ap = _ap_context(inventory, device)
-    interfaces = owned_interfaces(device, ends) - {"Loopback0"}
+    owned = frozenset(parts) if parts is not None else device_parts(device)
+    ends = (ends if ends is not None else wan_ends(inventory).get(device.name, [])) if "wan" in owned else []
+    accounts = _accounts(inventory, device, accounts, owned)
+    ap = _ap_context(inventory, device, owned)
+    interfaces = owned_interfaces(device, ends) - {"Loopback0"} if "wan" in owned else set()
     next_hops = {str(end.far_address) for end in ends}
-    logins = managed_logins(inventory)
+    logins = managed_logins(inventory) if "users" in owned else set()
     kept = [line for line in ros_export_lines(running)
-            if not _ros_owned(line, interfaces, next_hops, logins, bool(ap["ap"]))]
+            if not _ros_owned(line, interfaces, next_hops, logins, bool(ap["ap"]), "wan" in owned)]
     area_ids = sorted({end.ospf_area for end in ends if end.routing == "ospf"})
     areas = [(routeros_area_name(area), str(IPv4Address(area))) for area in area_ids]
     keys = {a.login: [ssh_key_parts(k) for k in a.ssh_keys] for a in accounts}
@@ -243,11 +272,10 @@ def routeros_candidate(inventory: Inventory, device: Device, running: str, ends:
 
 
 def candidate(inventory: Inventory, device: Device, running: str, ends: list[WanEnd] | None = None,
-              accounts: list[Account] | None = None) -> str:
+              accounts: list[Account] | None = None, parts: Iterable[Part] | None = None) -> str:
     """The whole intended candidate of a NAPALM-platform device (ios, routeros)."""
     if device.platform == "ios":
-        return ios_candidate(inventory, device, running, ends, accounts)
+        return ios_candidate(inventory, device, running, ends, accounts, parts)
     if device.platform == "routeros":
-        return routeros_candidate(inventory, device, running, ends, accounts)
+        return routeros_candidate(inventory, device, running, ends, accounts, parts)
     raise ValueError(f"{device.name}: no whole-candidate templates for platform {device.platform!r}")
-

@@ -55,7 +55,7 @@ def wan(platform: str, routing: str = "ospf", vlan: int | None = None) -> WanEnd
 
 STAFF = [Account("karma", "present", access="full", privilege=15, ssh_keys=(KEY,),
                  password_hash="$9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM"),
-         Account("tashi", "absent")]
+         Account("sonam", "absent")]
 
 
 def parsed(text: str) -> object:
@@ -114,11 +114,11 @@ def test_ios_candidate_keeps_what_the_inventory_does_not_describe() -> None:
 
 
 def test_ios_candidate_owns_managed_accounts_and_keeps_others() -> None:
-    text = ios_candidate(sample(), vendor_router("ios"), RECORDED_IOS + "username tashi privilege 15 secret 9 $9$x\n",
+    text = ios_candidate(sample(), vendor_router("ios"), RECORDED_IOS.rstrip() + "\nusername sonam privilege 15 secret 9 $9$x\n",
                          ends=[wan("ios")], accounts=STAFF)
     lines = text.splitlines()
     assert "username karma privilege 15 secret 9 $9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM" in lines
-    assert not any(line.startswith("username tashi") for line in lines)  # offboarded: gone after the replace
+    assert not any(line.startswith("username sonam") for line in lines)  # offboarded: gone after the replace
     assert "username cisco privilege 15 password 0 cisco" in lines  # not an inventory login: kept
     assert children(parsed(text), "ip ssh pubkey-chain", "username karma")[0].startswith("key-hash ssh-ed25519 ")
 
@@ -197,7 +197,7 @@ def test_routeros_candidate_keeps_unowned_export_lines_and_owns_the_rest() -> No
     assert lines.index("/routing ospf instance add name=dzops-v2 version=2") < next(
         i for i, line in enumerate(lines) if line.startswith("/routing ospf interface-template"))
     assert '/user add name="karma" group=full comment=""' in lines
-    assert not any("tashi" in line for line in lines)
+    assert not any("sonam" in line for line in lines)
     assert not any(line.startswith("#") for line in lines)
 
 
@@ -240,3 +240,33 @@ def test_remediation_workflow_agrees_with_hier_config_itself() -> None:
     # Only the `no hostname` differs: IOS overwrites a hostname in place (dzops.plan.remediation.IOS_OVERWRITTEN).
     assert set(theirs) - set(ours) == {"no hostname CSR1"}
     assert set(ours) - set(theirs) == set()
+
+
+# --- each command owns only its part -------------------------------------------------------------------
+
+def test_a_users_only_candidate_leaves_routing_and_interfaces_as_they_run() -> None:
+    running = RECORDED_IOS.rstrip() + "\nusername sonam privilege 15 secret 9 $9$x\n"
+    text = ios_candidate(sample(), vendor_router("ios"), running, accounts=STAFF, parts=["users"])
+    commands = hier_remediation(running, text)
+    changed = {c.strip() for c in commands}
+    assert "no username sonam privilege 15 secret 9 $9$x" in changed  # offboarded staff go
+    assert any(c.startswith("username karma privilege 15 secret 9 ") for c in changed)
+    # The recorded OSPF process, loopback and interfaces are not this command's business.
+    assert not any(c.startswith(("router ospf", "interface", "no router", "no interface")) for c in changed)
+
+
+def test_a_wan_only_candidate_leaves_the_accounts_as_they_run() -> None:
+    running = RECORDED_IOS.rstrip() + "\nusername sonam privilege 15 secret 9 $9$x\n"
+    text = ios_candidate(sample(), vendor_router("ios"), running, ends=[wan("ios")], parts=["wan"])
+    assert "username sonam privilege 15 secret 9 $9$x" in text.splitlines()
+    assert not any(c.strip().startswith(("username", "no username")) for c in hier_remediation(running, text))
+    assert "interface GigabitEthernet0/1" in hier_remediation(running, text)
+
+
+def test_a_wan_only_routeros_candidate_keeps_accounts() -> None:
+    running = RECORDED_ROS.rstrip() + '\n/user add name="sonam" group=full\n'
+    text = routeros_candidate(sample(), vendor_router("routeros"), running, ends=[wan("routeros")], parts=["wan"])
+    assert '/user add name="sonam" group=full' in text.splitlines()
+    users_only = routeros_candidate(sample(), vendor_router("routeros"), running, accounts=STAFF, parts=["users"])
+    assert '/user add name="sonam" group=full' not in users_only.splitlines()
+    assert '/ip address add address=1.1.1.1/24 interface=ether1 comment="some comment with spaces"' in users_only.splitlines()
