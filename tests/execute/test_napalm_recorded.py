@@ -291,3 +291,11 @@ def test_commit_confirm_is_refused_where_the_platform_lacks_it_before_loading(cr
         with pytest.raises(DeviceError, match="rec1: platform nxos_ssh has no commit-confirm"):
             driver.commit_replace("hostname r1\n", revert_in=300)
         assert "load_replace_candidate" not in driver.device.calls
+
+
+def test_ros_ping_reads_the_recorded_api_reply(creds: Credentials) -> None:
+    """provision-wan's ping check on RouterOS is napalm-ros' ping: answered here by a recorded v7 reply."""
+    case = FIXTURES / "ros" / "ping"
+    with Driver(creds, platform="routeros", napalm_class=replaying_ros(case)) as driver:
+        assert driver.ping("8.8.8.8") is True
+    assert expected("ros", "ping")["success"]["packet_loss"] < expected("ros", "ping")["success"]["probes_sent"]

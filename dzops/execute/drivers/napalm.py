@@ -319,6 +319,36 @@ class Driver:
         """Interface name -> operationally up (what WAN verification reads on every platform)."""
         return {name: bool(data.get("is_up")) for name, data in self.get_interfaces().items()}
 
+    # -- verification (what provision-wan checks after a commit) ---------------------------------------
+    # Not proven here against a device or a recorded transcript: no NAPALM getter covers OSPF
+    # neighbour state, so it is read from each OS's CLI (IOS `show ip ospf neighbor`, RouterOS v7
+    # `/routing/ospf/neighbor` through napalm-ros' script runner).
+
+    def interface_up(self, ifname: str) -> bool:
+        return self.interfaces().get(ifname, False)
+
+    def ping(self, address: str) -> bool:
+        """The device's own ping through NAPALM; True when any echo came back."""
+        reply = self._call("ping", lambda: self.device.ping(address, count=3, timeout=2))
+        success = reply.get("success") if isinstance(reply, dict) else None
+        return bool(success) and int(success.get("packet_loss", 0)) < int(success.get("probes_sent", 0))
+
+    def ospf_full(self, far_address: str) -> bool:
+        if self.napalm_name == "ros":
+            script = (f":foreach n in=[/routing/ospf/neighbor/find where address={far_address}] "
+                      "do={:put [/routing/ospf/neighbor/get $n state]}")
+            return "full" in self.cli([script])[script].lower()
+        out = self.cli(["show ip ospf neighbor"])["show ip ospf neighbor"]
+        return any(far_address in line.split() and "FULL" in line.upper() for line in out.splitlines())
+
+    def route_via(self, prefix: str, via: str) -> bool:
+        if self.napalm_name == "ros":
+            script = f":foreach r in=[/ip/route/find where dst-address={prefix} active] do={{:put [/ip/route/get $r gateway]}}"
+            return via in self.cli([script])[script].split()
+        network = prefix.split("/")[0]
+        out = self.cli([f"show ip route {network}"])[f"show ip route {network}"]
+        return via in out
+
     # -- configuration ----------------------------------------------------------------------------
 
     def _load_and_compare(self, candidate: str) -> ConfigDiff:
