@@ -299,3 +299,22 @@ def test_ros_ping_reads_the_recorded_api_reply(creds: Credentials) -> None:
     with Driver(creds, platform="routeros", napalm_class=replaying_ros(case)) as driver:
         assert driver.ping("8.8.8.8") is True
     assert expected("ros", "ping")["success"]["packet_loss"] < expected("ros", "ping")["success"]["probes_sent"]
+
+
+# --- discovery from NAPALM getters (the shapes dzops.execute.discover keeps) ----------------------------
+
+@pytest.mark.parametrize("platform", ["ios", "ros"])
+def test_discovery_shapes_from_recorded_getter_output(platform: str) -> None:
+    from dzops.execute.drivers.napalm import discovery_facts, discovery_interfaces, discovery_lldp
+
+    lldp = discovery_lldp(expected(platform, "get_lldp_neighbors_detail"))
+    interfaces = discovery_interfaces({}, expected(platform, "get_interfaces_ip"))
+    facts = discovery_facts(expected(platform, "get_facts"))
+    if platform == "ios":
+        assert lldp == [("FastEthernet4", "twb-sf-hpsw1", "15")]
+        assert interfaces["Vlan20"][1] == ["172.29.50.3/27", "2002::1/64"]  # the link-local address is left out
+        assert facts["vendor"] == "Cisco" and facts["uptime_seconds"] and facts["serial"]
+    else:
+        assert ("ether3", "sw", "ether1") in lldp
+        assert all(addresses for _, addresses, _ in interfaces.values())
+        assert facts["vendor"] == "MikroTik" and facts["uptime_seconds"] == 90

@@ -111,6 +111,47 @@ def config_lines(text: str) -> set[str]:
             and line.strip() != "end"}
 
 
+def discovery_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """NAPALM's get_facts in the shape discovery keeps for every platform (model, serial, vendor, OS, uptime).
+
+    >>> discovery_facts({"vendor": "Cisco", "model": "CSR1000V", "serial_number": "9OSEGKJXRHE", "os_version": "15.5",
+    ...                  "uptime": 360.0, "hostname": "CSR1", "fqdn": "", "interface_list": []})
+    {'vendor': 'Cisco', 'model': 'CSR1000V', 'serial': '9OSEGKJXRHE', 'os_version': '15.5', 'uptime_seconds': 360}
+    """
+    uptime = facts.get("uptime")
+    return {"vendor": facts.get("vendor", ""), "model": facts.get("model", ""), "serial": facts.get("serial_number", ""),
+            "os_version": facts.get("os_version", ""),
+            "uptime_seconds": int(uptime) if isinstance(uptime, int | float) and uptime >= 0 else None}
+
+
+def discovery_interfaces(interfaces: dict[str, Any], interfaces_ip: dict[str, Any]) -> dict[str, tuple[bool, list[str], str | None]]:
+    """Interface -> (operationally up, CIDR addresses without link-local IPv6, MAC) from two NAPALM getters.
+
+    >>> discovery_interfaces({"Gi1": {"is_up": True, "mac_address": "AA:BB:CC:00:00:01"}},
+    ...                      {"Gi1": {"ipv4": {"10.0.0.1": {"prefix_length": 30}}, "ipv6": {"fe80::1": {"prefix_length": 10}}},
+    ...                       "Vlan9": {"ipv4": {"10.9.0.1": {"prefix_length": 24}}}})
+    {'Gi1': (True, ['10.0.0.1/30'], 'AA:BB:CC:00:00:01'), 'Vlan9': (False, ['10.9.0.1/24'], None)}
+    """
+    found: dict[str, tuple[bool, list[str], str | None]] = {}
+    for name in sorted(set(interfaces) | set(interfaces_ip)):
+        state = interfaces.get(name, {})
+        addresses = [f"{address}/{data['prefix_length']}"
+                     for family in ("ipv4", "ipv6") for address, data in interfaces_ip.get(name, {}).get(family, {}).items()
+                     if not address.lower().startswith("fe80:")]
+        found[name] = (bool(state.get("is_up")), addresses, state.get("mac_address") or None)
+    return found
+
+
+def discovery_lldp(neighbors: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, str]]:
+    """(local port, neighbour's system name, neighbour's port) from get_lldp_neighbors_detail, sorted.
+
+    >>> discovery_lldp({"ether3": [{"remote_system_name": "sw", "remote_port": "ether1", "remote_chassis_id": "4C:5E"}]})
+    [('ether3', 'sw', 'ether1')]
+    """
+    return sorted((local, n.get("remote_system_name") or n.get("remote_chassis_id", ""), n.get("remote_port", ""))
+                  for local, entries in neighbors.items() for n in entries)
+
+
 @dataclass(frozen=True)
 class ApplyOutcome:
     """What one `apply` did on one device; the execute layer turns it into a HostResult."""
