@@ -20,6 +20,7 @@ from dzops.cli import docs as docs_cmd
 from dzops.cli import drift as drift_cmd
 from dzops.cli import inventory as inventory_cmd
 from dzops.cli import lab as lab_cmd
+from dzops.cli import onboard as onboard_cmd
 from dzops.cli import patch as patch_cmd
 from dzops.cli import provision_ap as provision_ap_cmd
 from dzops.cli import provision_wan as provision_wan_cmd
@@ -45,6 +46,7 @@ app.command("patch")(patch_cmd.patch); app.add_typer(schedule_cmd.app, name="sch
 app.command("provision-ap")(provision_ap_cmd.provision_ap)
 app.command("backup")(backup_cmd.backup)
 app.command("drift")(drift_cmd.drift)
+app.command("onboard")(onboard_cmd.onboard)
 
 SAMPLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
 
@@ -69,11 +71,14 @@ def root(
         "--vault-password-file", envvar="DZOPS_VAULT_PASSWORD_FILE",
         help="File holding the Vault password (default: ANSIBLE_VAULT_PASSWORD_FILE, then the demo file)."),
     ] = None,
+    lab: Annotated[str | None, typer.Option(
+        "--lab", envvar="DZOPS_LAB", metavar="PREFIX",
+        help="Talk to the virtual lab PREFIX: host keys from the lab's known_hosts, not the inventory's.")] = None,
 ) -> None:
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Settings(inventory=inventory or default_inventory(), limit=limit, check=check, diff=diff,
-                       json=json_output, verbose=verbose, vault_password_file=vault_password_file)
+                       json=json_output, verbose=verbose, vault_password_file=vault_password_file, lab=lab)
 
 
 def main() -> None:

@@ -163,7 +163,7 @@ def run_patch(
     }
     playbook = run_playbook(inventory.root, "patch.yml", limit=",".join(scope), extravars=extravars,
                             check=check, forks=forks, vault_password_file=vault_password_file,
-                            on_event=on_event)
+                            on_event=on_event, known_hosts=inventory.known_hosts)
     for host in scope:
         result = playbook.hosts.get(host)
         if result is None:
