@@ -29,13 +29,14 @@ class FakeSshServer:
     tried: list[str] = field(default_factory=list)  # auth methods in the order the client tried them
     ran: list[str] = field(default_factory=list)
     port: int = 0
+    bind: str = "127.0.0.1"  # any 127/8 address is loopback
     _sock: socket.socket | None = None
     _stop: bool = False
 
     def start(self) -> FakeSshServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((self.bind, 0))
         self._sock.listen(8)
         self.port = self._sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -48,7 +49,7 @@ class FakeSshServer:
 
     def known_hosts_line(self, key: paramiko.PKey | None = None) -> str:
         key = key or self.host_key
-        return f"[127.0.0.1]:{self.port} {key.get_name()} {key.get_base64()}"
+        return f"[{self.bind}]:{self.port} {key.get_name()} {key.get_base64()}"
 
     def write_known_hosts(self, path: Path, key: paramiko.PKey | None = None) -> Path:
         path.write_text(self.known_hosts_line(key) + "\n")
