@@ -205,6 +205,19 @@ def host_key_error(creds: Credentials) -> HostKeyMismatch:
     return HostKeyMismatch(creds.host, unknown_key_message(creds, found.offered))
 
 
+# What OpenSSH (under Ansible) says when it refuses a host key; it names only the offered key.
+OPENSSH_HOST_KEY_TEXTS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
+                          "host key is known for", "No ED25519 host key is known", "No ECDSA host key is known",
+                          "No RSA host key is known")
+
+
+def explain_host_key(inventory: Any, host: str, message: str | None) -> str | None:
+    """The one-line refusal naming both fingerprints, when OpenSSH refused `host`'s key; else None."""
+    if not message or not any(text in message for text in OPENSSH_HOST_KEY_TEXTS):
+        return None
+    return str(host_key_error(credentials(inventory, inventory.devices[host])))
+
+
 def add_known_host(known_hosts: Path, line: str, replace_name: str | None = None) -> None:
     """Add one known_hosts line atomically (lock, temp file, rename); other lines stay byte for byte.
 

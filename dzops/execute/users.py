@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
-from dzops.execute.ssh import Progress, fan_out
+from dzops.execute.ssh import Progress, explain_host_key, fan_out
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 from dzops.plan.users import (
@@ -195,6 +195,12 @@ def _linux_apply(inventory: Inventory, hosts: list[str], plan: dict[str, list[Ac
     results = []
     for host in hosts:
         result = run.hosts.get(host) or HostResult(host=host, status="failed", error="no result from ansible")
+        for event in run.host_events(host):
+            refused = explain_host_key(inventory, host, str(event.result.get("msg") or "")) \
+                if event.status == "unreachable" else None
+            if refused is not None:
+                result.status, result.error = "failed", refused
+                break
         if mode == "apply":
             present = [a.login for a in plan[host] if a.state == "present"]
             actions = linux_actions(run, host, present)

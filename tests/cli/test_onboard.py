@@ -24,7 +24,7 @@ from dzops.execute.ssh import fingerprint
 from tests.execute.fake_ssh_server import FakeSshServer
 
 REPO = Path(__file__).resolve().parents[2]
-ROUTER, AP = "gewog-talo-rtr1", "gewog-talo-ap1"
+ROUTER, AP, SERVER = "gewog-talo-rtr1", "gewog-talo-ap1", "punakha-hq-srv1"
 MARKER = 'printf "%s\\n" "$HOME"; cat /etc/dzops/router-access'
 
 
@@ -73,7 +73,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     password = devices[ROUTER].password.get_secret_value()
     servers: dict[str, FakeSshServer] = {}
     keys = {}
-    for host in (ROUTER, AP):
+    for host in (ROUTER, AP, SERVER):
         keys[host] = _key(tmp_path, host)
         server = FakeSshServer(host_key=keys[host], username=devices[host].username, password=password,
                                bind=str(devices[host].mgmt_address)).start()
@@ -97,21 +97,24 @@ def test_router_without_the_role_is_not_onboarded_exit_4(site: Site) -> None:
     assert f"failed: {ROUTER}: not onboarded: run dzops onboard {ROUTER}\n" in proc.stderr
 
 
-@pytest.mark.parametrize(("command", "code"), [(("backup",), ExitCode.HOSTS_FAILED), (("drift",), None),
-                                               (("user", "audit"), ExitCode.HOSTS_FAILED)],
-                         ids=["backup", "drift", "user-audit"])
-def test_every_command_refuses_a_changed_host_key_with_both_fingerprints(site: Site, command, code, tmp_path) -> None:
+@pytest.mark.parametrize(("command", "host", "code"), [
+    (("backup",), ROUTER, ExitCode.HOSTS_FAILED), (("drift",), ROUTER, None),
+    (("user", "audit"), ROUTER, ExitCode.HOSTS_FAILED),
+    (("user", "audit"), SERVER, ExitCode.HOSTS_FAILED),  # through Ansible and OpenSSH
+], ids=["backup", "drift", "user-audit-router", "user-audit-server-ansible"])
+def test_every_command_refuses_a_changed_host_key_with_both_fingerprints(site: Site, command, host, code,
+                                                                          tmp_path) -> None:
     impostor_known = _key(tmp_path, "old")  # what known_hosts remembers
     site.known_hosts.parent.mkdir(parents=True)
-    site.known_hosts.write_text(site.line_for(ROUTER, impostor_known) + "\n")
+    site.known_hosts.write_text(site.line_for(host, impostor_known) + "\n")
     before = site.known_hosts.read_bytes()
-    proc = site.dzops(*command, "--limit", ROUTER)
+    proc = site.dzops(*command, "--limit", host)
     assert proc.returncode == code if code is not None else proc.returncode not in (0, 1), proc.stderr
     lines = [line for line in (proc.stderr + proc.stdout).splitlines() if "HOST KEY CHANGED" in line]
     assert lines, proc.stderr
-    assert fingerprint(impostor_known) in lines[0] and fingerprint(site.keys[ROUTER]) in lines[0]
+    assert fingerprint(impostor_known) in lines[0] and fingerprint(site.keys[host]) in lines[0]
     assert "Traceback" not in proc.stderr
-    assert site.servers[ROUTER].tried == []  # no password was offered to the changed key
+    assert site.servers[host].tried == []  # no password was offered to the changed key
     assert site.known_hosts.read_bytes() == before
 
 
