@@ -61,8 +61,8 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
     import ansible_runner
 
     work = Path(tempfile.mkdtemp(prefix="access-", dir=state_dir))  # 0700
-    control_dir = work / "cp"
-    control_dir.mkdir()
+    # A unix socket path must stay under 108 bytes: a short directory of its own for SSH's masters.
+    control_dir = Path(tempfile.mkdtemp(prefix="dzcp-"))
     try:
         inventory = work / "inventory" / "hosts.json"
         inventory.parent.mkdir()
@@ -106,6 +106,7 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
         log.info("roles/%s applied to %d lab routers", ROLE, len(nodes))
     finally:
         _close_masters(control_dir)
+        shutil.rmtree(control_dir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -287,6 +287,7 @@ class Lab:
             log.error("lab %s: build failed, removing what was created", self.prefix)
             try:
                 self._down()
+                self._remove_lock_file()
             except Exception:  # the original error matters more; down() logged its own
                 log.exception("lab %s: cleanup after failed build also failed", self.prefix)
             raise
@@ -683,6 +684,13 @@ class Lab:
         _require_root()
         with self._locked():
             self._down()
+            self._remove_lock_file()
+
+    def _remove_lock_file(self) -> None:
+        """Last, still holding it (a rebuild inside up() keeps the lock file, and so the dir)."""
+        (self.state_dir / LOCK_FILE).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.state_dir.rmdir()  # holds files that are not ours: leave them
 
     def _down(self) -> None:
         state = self._load_state() or {}
@@ -723,13 +731,10 @@ class Lab:
             netns.run(["umount", "-l", mnt], what=f"lab {self.prefix}: unmount", check=False)
         for name in ("nodes", "repo", "mail"):
             shutil.rmtree(self.state_dir / name, ignore_errors=True)
-        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log", "access",
-                     STATE_FILE.replace(".json", ".tmp"), LOCK_FILE):
+        for leftover in self.state_dir.glob("access-*"):  # ansible-runner's dir of a crashed `up`
+            shutil.rmtree(leftover, ignore_errors=True)
+        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log", STATE_FILE.replace(".json", ".tmp")):
             (self.state_dir / name).unlink(missing_ok=True)
-        try:
-            self.state_dir.rmdir()
-        except OSError:
-            pass  # holds files that are not ours: leave them
 
 
 _vlan_filtering: bool | None = None
