@@ -37,7 +37,8 @@ from dzops.platforms import PLATFORMS
 log = logging.getLogger(__name__)
 
 MAX_CHANNELS = 4  # below sshd's MaxSessions (10); a device answers a handful of commands at once
-LLDP_NEIGHBORS = "lldpcli -f json0 show neighbors details"
+# Debian keeps lldpcli in /usr/sbin, which is not on an ordinary login's PATH.
+LLDP_NEIGHBORS = "/usr/sbin/lldpcli -f json0 show neighbors details"
 IP_ADDR = "ip -j addr show"
 OSPF_NEIGHBORS = "show ip ospf neighbor json"
 FRR_VERSION = "show version"
@@ -125,19 +126,6 @@ def parse_lldp_neighbors(text: str) -> list[LldpNeighbor]:
                 (_first(port.get("descr")) or _first(ids))
             found.append(LldpNeighbor(iface.get("name", ""), system, port_name))
     return sorted(found, key=lambda n: (n.interface, n.system, n.port))
-
-
-def parse_lldp_chassis_descr(text: str) -> str:
-    """The local chassis description (the OS line lldpd announces).
-
-    >>> parse_lldp_chassis_descr('{"local-chassis": [{"chassis": [{"descr": [{"value": "Debian GNU/Linux 12"}]}]}]}')
-    'Debian GNU/Linux 12'
-    """
-    data = json.loads(text or "{}")
-    for local in data.get("local-chassis", []) or []:
-        for chassis in local.get("chassis", []) or []:
-            return _first(chassis.get("descr"))
-    return ""
 
 
 def parse_ip_addr(text: str) -> dict[str, InterfaceState]:
