@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
     """Run the role on every router in `nodes`; LabError naming each router that failed."""
     import ansible_runner
 
+    started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="access-", dir=state_dir))  # 0700
     # A unix socket path must stay under 108 bytes: a short directory of its own for SSH's masters.
     control_dir = Path(tempfile.mkdtemp(prefix="dzcp-"))
@@ -103,7 +105,7 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
         if runner.status != "successful" or failures:
             detail = "; ".join(failures) or f"ansible-runner status {runner.status}, rc {runner.rc}"
             raise LabError(f"roles/{ROLE} failed on lab routers: {detail}")
-        log.info("roles/%s applied to %d lab routers", ROLE, len(nodes))
+        log.info("roles/%s applied to %d lab routers in %.1f s", ROLE, len(nodes), time.monotonic() - started)
     finally:
         _close_masters(control_dir)
         shutil.rmtree(control_dir, ignore_errors=True)
