@@ -181,3 +181,21 @@ def test_lab_option_uses_the_labs_known_hosts_not_the_inventorys(site: Site, tmp
     assert "is not in known_hosts" in production.stderr and str(site.known_hosts) in production.stderr
     assert "not onboarded" in lab.stderr  # got past the host key: the lab's file vouched for it
     assert not site.known_hosts.exists()  # the lab's trust never reaches the inventory's file
+
+
+@pytest.mark.parametrize(("answer", "trusted"), [("y", True), ("n", False)])
+def test_onboard_asks_a_person_at_a_terminal(site: Site, answer: str, trusted: bool) -> None:
+    import pexpect
+
+    site.servers[AP].commands["true"] = (0, "", "")
+    site.servers[AP].commands["sudo -S -p '' true"] = (0, "", "")
+    env = {**os.environ, "DZOPS_INVENTORY": str(site.inventory), "PYTHONPATH": str(REPO)}
+    child = pexpect.spawn(sys.executable, ["-m", "dzops", "onboard", AP], env=env, encoding="utf-8", timeout=90)
+    child.expect(r"offers ssh-ed25519 host key (SHA256:\S+)\. Is this the key shown at its console\?")
+    assert child.match.group(1) == fingerprint(site.keys[AP])  # the person sees the key's fingerprint
+    child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == (ExitCode.OK if trusted else ExitCode.HOSTS_FAILED)
+    written = site.known_hosts.read_text() if site.known_hosts.exists() else ""
+    assert written == (site.line_for(AP) + "\n" if trusted else "")
