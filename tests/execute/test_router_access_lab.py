@@ -185,6 +185,15 @@ def test_vtysh_login_reads_and_replaces_config(env: Env) -> None:
             driver.rollback(saved)
             assert route not in env.console("vtysh", "-c", "show running-config")
             assert driver.compare_config(saved).empty
+        from dzops.execute.discover import discover_device
+
+        inventory = env.handle.inventory()
+        device = inventory.devices[ROUTER].model_copy(update={
+            "username": VTYSH_LOGIN, "password": None, "private_key_file": key, "router_login": "vtysh"})
+        found = discover_device(inventory, device)
+        assert found.status == "ok", found.error
+        assert found.interfaces["mgmt0"].up and found.facts["os_version"].startswith("FRRouting")
+        assert found.lldp == [] and found.facts["uptime_seconds"] is None  # a vtysh login has neither
     finally:
         env.lab.exec(ROUTER, ["vtysh", "-c", "configure terminal", "-c", f"no {route}"])
         env.console("/usr/local/lib/dzops/account", "absent", VTYSH_LOGIN)
