@@ -195,7 +195,7 @@ def nsenter_argv(holder_pid: int, argv: Sequence[str], keep: Sequence[str] = ())
     Callers check the holder's record first (`checked_pid`); the node's own setpriv and env run
     inside its root, so the command sees only the node's files.
     """
-    return ["nsenter", "-t", str(holder_pid), "-m", "-u", "-n", "-p", "-r", "-w", "--",
+    return ["nsenter", "-t", str(holder_pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--",
             *confined_argv(argv, keep)]
 
 

@@ -1,6 +1,6 @@
 """One lab node of any kind: a stock Debian box made of namespaces and a private root filesystem.
 
-Inside its network namespace, `unshare` gives each node its own mount, UTS and PID namespaces. An
+Inside its network namespace, `unshare` gives each node its own mount, UTS, IPC and PID namespaces. An
 overlayfs (the cached base image as read-only lower layer, a per-node upper layer under the lab's
 state dir) becomes its root by `pivot_root`, and the machine's root is then detached: nothing of
 the machine's files is reachable from inside, not even by root. The node's /proc/sys is read-only
@@ -110,7 +110,7 @@ def start_node(name: str, ns: str, node_dir: Path, base_image: Path, forward: bo
     bounding = ",".join(f"-{c}" for c in netns.DROPPED_CAPS)
     argv = [
         "ip", "netns", "exec", ns,
-        "unshare", "--mount", "--uts", "--pid", "--fork", "--propagation", "private",
+        "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--propagation", "private",
         "/bin/sh", "-c", HOLDER_SCRIPT, "dz-holder",
         str(merged), str(base_image), str(upper), str(work), name, "1" if forward else "0", INIT_SCRIPT, bounding,
     ]  # fmt: skip
