@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,7 @@ def measure(gewogs: int) -> tuple[float, float, float, float]:
         started = time.perf_counter()
         lab.down()
         down = time.perf_counter() - started
+        shutil.rmtree(work, ignore_errors=True)  # the synthetic inventory (it holds its passwords)
     return up, _AccessTimer.seconds, per_router, down
 
 
