@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from dzops.cli.contract import contract
 from dzops.cli.exit_codes import exit_code_for_results
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
@@ -56,6 +57,7 @@ def decide(check: Any, accepted: set[str], accept_new: bool, ask: Any) -> tuple[
     return "unknown", False
 
 
+@contract
 def onboard(
     ctx: typer.Context,
     hosts: Annotated[Optional[list[str]], typer.Argument(help="Devices to onboard.")] = None,  # noqa: UP045
@@ -80,6 +82,11 @@ def onboard(
         raise UsageError("the inventory sets no dzops_known_hosts (group_vars/all): onboard has nowhere to "
                          "write trusted host keys")
     names = select(inventory, list(hosts or []), site, every)
+    if settings.limit:
+        from dzops.inventory.limit import select_hosts
+
+        limited = set(select_hosts(inventory, settings.limit))
+        names = [n for n in names if n in limited]
     accepted = {f if f.startswith("SHA256:") else f"SHA256:{f}" for f in accept_fingerprint or []}
     interactive = sys.stdin.isatty() and not (settings.json or json_output)
 
@@ -108,12 +115,19 @@ def onboard(
                                       f"or pass --accept-fingerprint {check.offered} after checking it at the "
                                       "device's console")
             continue
+        if settings.check:
+            readiness.checks["check"] = f"would {'replace' if state == 'replaced' else 'trust'} this key" \
+                if write else "key already trusted"
+            continue
         if write:
             trust(inventory, check, replace=state == "replaced")
             say(f"dzops: {host}: {'REPLACED the changed' if state == 'replaced' else 'trusted the'} host key "
                 f"{check.offered}")
         trusted.append(host)
-    prepare(inventory, trusted, results, progress=lambda _s, message: say(f"dzops: {message}"))
+    if settings.check:
+        say("dzops: --check: no host key written, no device prepared")
+    else:
+        prepare(inventory, trusted, results, progress=lambda _s, message: say(f"dzops: {message}"))
     ordered = [results[h] for h in names]
     if settings.json or json_output:
         emit_json({"known_hosts": str(inventory.known_hosts), "devices": [r.to_dict() for r in ordered]})
