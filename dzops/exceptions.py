@@ -70,6 +70,14 @@ class HostKeyMismatch(DeviceError):
     """The device's SSH host key is unknown or differs from known_hosts."""
 
 
+class NotOnboarded(DeviceError):
+    """The device answers but lacks what dzops needs on it (the access role): one line says what to run."""
+
+    def __init__(self, host: str, why: str = "") -> None:
+        self.why = why
+        super().__init__(host, f"not onboarded: run dzops onboard {host}")
+
+
 class AlreadyRunning(DzopsError):
     """Another run of the same scheduled job holds the lock."""
 

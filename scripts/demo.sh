@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 dzops=.venv/bin/dzops
+# Every command talks to the lab, with the lab's own host keys (lab up never writes the inventory's).
+export DZOPS_LAB="${DZOPS_LAB_PREFIX:-dz}"
 step() { printf '\n== %s\n' "$*" >&2; }
 
 step "doctor (this machine)";      $dzops doctor --lab

@@ -68,10 +68,11 @@ def lab_pids(prefix: str, state_dir: Path) -> set[int]:
         state = json.loads((state_dir / "state.json").read_text())
     except (OSError, ValueError):
         state = {}
+    # Daemon PIDs in the state file are those of each node's own PID namespace: the netns scan
+    # below finds them as the machine numbers them.
     for node in state.get("nodes", {}).values():
         pids.add(node.get("holder_pid") or 0)
-        pids.update(node.get("daemons", {}).values())
-    pids.update(state.get("services", {}).values())
+    pids.update(record.get("pid", 0) for record in state.get("services", {}).values())
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     for ns in (n for n in listed if n.startswith(f"{prefix}-")):
         out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout

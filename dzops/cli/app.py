@@ -22,6 +22,7 @@ from dzops.cli import doctor as doctor_cmd
 from dzops.cli import drift as drift_cmd
 from dzops.cli import inventory as inventory_cmd
 from dzops.cli import lab as lab_cmd
+from dzops.cli import onboard as onboard_cmd
 from dzops.cli import patch as patch_cmd
 from dzops.cli import provision_ap as provision_ap_cmd
 from dzops.cli import provision_wan as provision_wan_cmd
@@ -73,6 +74,7 @@ app.command("diagram", rich_help_panel="Document the network")(diagram_cmd.diagr
 app.command("docs", rich_help_panel="Document the network")(docs_cmd.docs)
 app.command("scrub", rich_help_panel="Back up configs, report drift")(scrub_cmd.scrub)
 app.command("doctor", rich_help_panel="Check this machine")(doctor_cmd.doctor)
+app.command("onboard", rich_help_panel="Keep the inventory right")(onboard_cmd.onboard)
 
 
 def default_inventory() -> Path:
@@ -100,12 +102,15 @@ def root(
         "--vault-password-file", envvar="DZOPS_VAULT_PASSWORD_FILE", metavar="FILE",
         help="File holding the Vault password (default: ANSIBLE_VAULT_PASSWORD_FILE, then the demo file)."),
     ] = None,
+    lab: Annotated[str | None, typer.Option(
+        "--lab", envvar="DZOPS_LAB", metavar="PREFIX",
+        help="Talk to the virtual lab PREFIX: host keys from the lab's known_hosts, not the inventory's.")] = None,
 ) -> None:
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     install_log_filter()  # log records leave through stderr: they pass the egress filter too
     ctx.obj = Settings(inventory=inventory or default_inventory(), limit=limit, check=check, diff=diff,
-                       json=json_output, verbose=verbose, vault_password_file=vault_password_file)
+                       json=json_output, verbose=verbose, vault_password_file=vault_password_file, lab=lab)
 
 
 def main() -> None:

@@ -71,6 +71,8 @@ CONTRACT: dict[str, dict[str, str | None]] = {
     "scrub": _refusing(vault_password_file="it scrubs the text it is given with the rules of --platform; it opens no vault",
                        limit="it reads text, not hosts", diff="it changes nothing, so there is no diff",
                        json="it prints the scrubbed text as it is, ready to paste"),
+    # --check scans and shows each host key and what would be trusted; writes and prepares nothing.
+    "onboard": _refusing(diff="onboarding trusts keys and prepares access; it has no configuration diff"),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
                         limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
 }

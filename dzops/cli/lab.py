@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -43,16 +41,6 @@ def _print_status(status: Any, as_json: bool) -> None:
         emit_text(f"{'(lab service)':<28} {service:<7} {'':<16} {'':<7} {'up' if alive else 'DOWN'}")
 
 
-def install_known_hosts(lab: Any, inventory: Any) -> None:
-    """Point the inventory's known_hosts at the lab's host keys so strict checking works."""
-    if inventory.known_hosts is None:
-        return
-    target = Path(inventory.known_hosts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.resolve() != lab.known_hosts_path.resolve():  # test inventories point at the lab's own file
-        shutil.copyfile(lab.known_hosts_path, target)
-
-
 @app.command()
 @contract
 def up(
@@ -71,8 +59,9 @@ def up(
                                                                "nodes": [n.name for n in lab.spec.nodes]})
         return
     say(f"dzops: building lab '{lab.spec.prefix}' from {settings.inventory} ...")
+    # The lab's host keys stay in its own known_hosts (state dir); the inventory's file holds
+    # production trust and is never written here.
     status = lab.up()
-    install_known_hosts(lab, inventory)
     _print_status(status, settings.json)
     if not status.healthy:
         say("dzops: some lab nodes are not healthy (see above)")

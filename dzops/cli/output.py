@@ -32,6 +32,7 @@ class Settings:
     vault_password_file: Path | None = None
     forks_option: int | None = None  # --forks of a fan-out command
     command: str = ""  # the running command's path ('user add'), set by dzops.cli.contract
+    lab: str | None = None  # talk to this lab (its own known_hosts), never to it by accident
     _inventory_cache: Any = field(default=None, repr=False)
 
     @property
@@ -40,15 +41,34 @@ class Settings:
         return self.forks_option or self.load_inventory().forks
 
     def load_inventory(self) -> Any:
-        """The validated inventory (cached for the command's lifetime)."""
+        """The validated inventory (cached for the command's lifetime).
+
+        With `--lab PREFIX` the devices' host keys are checked against that lab's known_hosts,
+        never the inventory's: lab keys and production keys stay apart.
+        """
         if self._inventory_cache is None:
             from dzops.inventory.loader import load_inventory
             from dzops.scrub import inventory_secrets, register_secrets
 
-            self._inventory_cache = load_inventory(self.inventory, self.vault_password_file)
+            inventory = load_inventory(self.inventory, self.vault_password_file)
+            if self.lab:
+                inventory = inventory.model_copy(update={"known_hosts": lab_known_hosts(self.lab)})
+            self._inventory_cache = inventory
             # From here on every output path masks the Vault's values (see dzops.scrub.egress).
             register_secrets(inventory_secrets(self._inventory_cache))
         return self._inventory_cache
+
+
+def lab_known_hosts(prefix: str) -> Path:
+    """The known_hosts a lab keeps under its state dir (`dzops lab up` writes it).
+
+    Not required to exist yet (`dzops lab up` itself runs with --lab): a missing file refuses every
+    host key, and the refusal names this path.
+    """
+    from dzops.lab.builder import KNOWN_HOSTS
+    from dzops.lab.from_inventory import STATE_ROOT, lab_prefix
+
+    return STATE_ROOT / lab_prefix(prefix) / KNOWN_HOSTS
 
 
 def _default(value: Any) -> Any:

@@ -121,8 +121,16 @@ def run_playbook(
     vault_password_file: Path | None = None,
     on_event: Callable[[TaskEvent], None] | None = None,
     keep_artifacts: bool = False,
+    known_hosts: Path | None = None,
+    become_password: str | None = None,
 ) -> PlaybookRun:
-    """Run playbooks/<playbook> against the inventory; per-host outcomes are results, not exceptions."""
+    """Run playbooks/<playbook> against the inventory; per-host outcomes are results, not exceptions.
+
+    `known_hosts` (the inventory's, or a lab's with --lab) overrides `dzops_known_hosts`, which the
+    inventory's ansible_ssh_common_args point OpenSSH at: Ansible checks host keys against the
+    same file as dzops' own SSH. `become_password` answers Ansible's BECOME prompt from memory
+    (hosts whose inventory sets ansible_become_password use their own): never a file or an argument.
+    """
     import ansible_runner
 
     from dzops.inventory.loader import inventory_source
@@ -139,6 +147,10 @@ def run_playbook(
         cmdline += ["--vault-password-file", str(password_file.resolve())]
     if check:
         cmdline.append("--check")
+    passwords = None
+    if become_password:
+        cmdline.append("--ask-become-pass")
+        passwords = {r"^BECOME password.*:\s*?$": become_password}
     envvars = {
         "ANSIBLE_CONFIG": str(ansible_cfg()),
         "ANSIBLE_ROLES_PATH": str(roles_dir()),
@@ -147,6 +159,9 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
     }
     run = PlaybookRun(playbook=playbook, status="failed", rc=-1)
+    extravars = dict(extravars or {})
+    if known_hosts is not None:
+        extravars["dzops_known_hosts"] = str(known_hosts)
 
     final_stats: dict[str, Any] = {}
 
@@ -175,6 +190,7 @@ def run_playbook(
             event_handler=handler,
             quiet=True,
             suppress_env_files=True,
+            passwords=passwords,
         )
         run.status, run.rc = runner.status, runner.rc
         _summarise(run, runner.stats or final_stats)

@@ -136,7 +136,7 @@ def _collect_linux(inventory: Inventory, device: Device, backup: DeviceBackup) -
     client = connect(creds)
     try:
         status, out, err = _run(client, device.name, sudo_command(tar_command(BACKUP_FILES[file_set])),
-                                creds.password)
+                                creds.sudo_password)
         if status != 0:
             raise DeviceError(device.name, f"reading the configuration files failed: "
                                            f"{err.strip().splitlines()[-1] if err.strip() else status}")
@@ -145,7 +145,7 @@ def _collect_linux(inventory: Inventory, device: Device, backup: DeviceBackup) -
         except tarfile.TarError as exc:
             raise DeviceError(device.name, f"unreadable file archive from the device: {exc}") from None
         for name, (command, syntax) in BACKUP_COMMANDS.get(file_set, {}).items():
-            status, out, err = _run(client, device.name, sudo_command(command), creds.password)
+            status, out, err = _run(client, device.name, sudo_command(command), creds.sudo_password)
             if status != 0:
                 raise DeviceError(device.name, f"'{command}' failed: "
                                                f"{err.strip().splitlines()[-1] if err.strip() else status}")

@@ -3,13 +3,16 @@
 From every reachable device, in parallel (one SSH connection per device, its commands on several
 exec channels of that connection, about ten devices at a time):
 
-- LLDP neighbours: `lldpcli show neighbors -f json0` (json0: every level is a list, whatever the
-  count; the options come after `show` because a router login only accepts `lldpcli show ...`,
-  and lldpcli's GNU getopt takes options anywhere on the line);
+- LLDP neighbours: `lldpcli -f json0 show neighbors details` (json0: every level is a list,
+  whatever the count);
 - interfaces, their operational state and addresses: `ip -j addr show`;
-- OSPF neighbours (FRR routers): vtysh `show ip ospf neighbor json`;
-- facts: model, serial, OS version, uptime (FRR `show version` + the LLDP chassis description;
+- OSPF neighbours (FRR routers): `vtysh -c 'show ip ospf neighbor json'`;
+- facts: model, serial, OS version, uptime (FRR `show version` + `/etc/os-release`;
   Linux `/etc/os-release`, `/proc/uptime`, `/sys/class/dmi/id` where present).
+
+FRR routers on a shell login answer with the stock programs (the access role puts the login in
+`_lldpd`, `frrvty` and `frr`); a vtysh-only login answers vtysh commands only, so its interfaces
+come from `show interface json` and it has no LLDP or uptime to give.
 
 Devices of platforms without a discovery recipe here (IOS, RouterOS: no device to test against)
 are results with status "skipped", never errors. Failures are data (`DeviceDiscovery.status`).
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,18 +31,19 @@ from typing import Any
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers.base import Credentials
 from dzops.execute.fanout import fan_out
-from dzops.execute.ssh import FAN_OUT_WORKERS, Progress, credentials
+from dzops.execute.ssh import FAN_OUT_WORKERS, Progress, Session, credentials
 from dzops.inventory.models import Device, Inventory
 from dzops.platforms import PLATFORMS
 
 log = logging.getLogger(__name__)
 
 MAX_CHANNELS = 4  # below sshd's MaxSessions (10); a device answers a handful of commands at once
-LLDP_NEIGHBORS = "lldpcli show neighbors -f json0"
-LLDP_CHASSIS = "lldpcli show chassis -f json0"
+# Debian keeps lldpcli in /usr/sbin, which is not on an ordinary login's PATH.
+LLDP_NEIGHBORS = "/usr/sbin/lldpcli -f json0 show neighbors details"
 IP_ADDR = "ip -j addr show"
 OSPF_NEIGHBORS = "show ip ospf neighbor json"
 FRR_VERSION = "show version"
+FRR_INTERFACES = "show interface json"
 # One exec channel for every Linux fact; a missing DMI file (VMs, namespaces) is simply empty.
 LINUX_FACTS = ("cat /etc/os-release; echo @@uptime; cat /proc/uptime; echo @@vendor; "
                "cat /sys/class/dmi/id/sys_vendor 2>/dev/null; echo @@model; "
@@ -125,19 +129,6 @@ def parse_lldp_neighbors(text: str) -> list[LldpNeighbor]:
     return sorted(found, key=lambda n: (n.interface, n.system, n.port))
 
 
-def parse_lldp_chassis_descr(text: str) -> str:
-    """The local chassis description (the OS line lldpd announces).
-
-    >>> parse_lldp_chassis_descr('{"local-chassis": [{"chassis": [{"descr": [{"value": "Debian GNU/Linux 12"}]}]}]}')
-    'Debian GNU/Linux 12'
-    """
-    data = json.loads(text or "{}")
-    for local in data.get("local-chassis", []) or []:
-        for chassis in local.get("chassis", []) or []:
-            return _first(chassis.get("descr"))
-    return ""
-
-
 def parse_ip_addr(text: str) -> dict[str, InterfaceState]:
     """Interfaces from `ip -j addr show`; link-local IPv6 addresses are left out.
 
@@ -157,6 +148,24 @@ def parse_ip_addr(text: str) -> dict[str, InterfaceState]:
         addresses = [f"{a['local']}/{a['prefixlen']}" for a in item.get("addr_info", [])
                      if a.get("local") and a.get("scope") != "link"]
         result[name] = InterfaceState(name, up, addresses, item.get("address"))
+    return result
+
+
+def parse_frr_interfaces(text: str) -> dict[str, InterfaceState]:
+    """Interfaces from FRR's `show interface json` (for a vtysh-only login, which has no `ip`).
+
+    >>> out = ('{"eth0": {"operationalStatus": "up", "hardwareAddress": "aa:bb:cc:dd:ee:ff",'
+    ...        ' "ipAddresses": [{"address": "10.0.0.1/30"}, {"address": "fe80::1/64"}]},'
+    ...        ' "eth1": {"operationalStatus": "down", "ipAddresses": []}}')
+    >>> {k: (v.up, v.addresses, v.mac) for k, v in parse_frr_interfaces(out).items()}
+    {'eth0': (True, ['10.0.0.1/30'], 'aa:bb:cc:dd:ee:ff'), 'eth1': (False, [], None)}
+    """
+    result: dict[str, InterfaceState] = {}
+    for name, item in (json.loads(text or "{}") or {}).items():
+        addresses = [a["address"] for a in item.get("ipAddresses", []) or []
+                     if a.get("address") and not str(a["address"]).lower().startswith("fe80:")]
+        result[name] = InterfaceState(name, item.get("operationalStatus") == "up", addresses,
+                                      item.get("hardwareAddress"))
     return result
 
 
@@ -217,41 +226,29 @@ def parse_linux_facts(text: str) -> dict[str, Any]:
 
 # --- one device ------------------------------------------------------------------------------------
 
-class _Session:
-    """One SSH connection; each command on its own exec channel, a few at a time."""
+class _Opened:
+    """One device's SSH session for discovery: FRR routers through their driver (which checks the
+    access role), everything else through a plain session."""
 
-    def __init__(self, creds: Credentials) -> None:
+    def __init__(self, device: Device, creds: Credentials) -> None:
         self.creds = creds
-        self._client: Any = None
-        self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
+        if PLATFORMS[device.platform].config_syntax == "frr":
+            from dzops.execute.drivers.frr import Driver
+
+            self.driver: Any = Driver(creds)
+            self.session: Session = self.driver.session
+        else:
+            self.driver = self.session = Session(creds)
 
     def open(self) -> None:
-        from dzops.execute.ssh import connect
-
-        self._client = connect(self.creds)
+        self.driver.open()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.driver.close()
 
     def run(self, command: str, stdin: str | None = None) -> str:
         """stdout of a command; a non-zero exit or a vtysh `% ` reply raises DeviceError."""
-        import paramiko
-
-        try:
-            with self._channels:
-                channel_in, stdout, stderr = self._client.exec_command(command, timeout=60)
-                if stdin is not None:
-                    channel_in.write(stdin)
-                    channel_in.channel.shutdown_write()
-                out = stdout.read().decode(errors="replace")
-                err = stderr.read().decode(errors="replace")
-                status = stdout.channel.recv_exit_status()
-        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
-            # paramiko raises EOFError when sshd closes the connection under a channel.
-            reason = str(exc) or type(exc).__name__
-            raise ConnectionFailed(self.creds.host, f"'{command}' failed on the SSH connection: {reason}") from None
+        status, out, err = self.session.run(command, stdin=stdin, timeout=60)
         errors = [line for line in (out + "\n" + err).splitlines() if line.startswith("% ")]
         if status != 0 or errors:
             reason = errors[0] if errors else (err.strip().splitlines() or [f"exit status {status}"])[-1]
@@ -259,15 +256,20 @@ class _Session:
         return out
 
 
+def _vtysh(command: str) -> str:
+    return f"vtysh -c {shlex.quote(command)}"
+
+
 def _recipe(device: Device) -> tuple[str, dict[str, str]] | None:
     """(kind, name -> command) for a device's platform, or None when there is no recipe yet."""
     platform = PLATFORMS.get(device.platform)
     if platform is None:
         return None
+    if platform.config_syntax == "frr" and device.router_login == "vtysh":
+        return "frr-vtysh", {"ospf": OSPF_NEIGHBORS, "version": FRR_VERSION, "frr_interfaces": FRR_INTERFACES}
     if platform.config_syntax == "frr":
-        # A vtysh login: vtysh commands, plus the read-only lldpcli/ip its wrapper allows.
-        return "frr", {"lldp": LLDP_NEIGHBORS, "chassis": LLDP_CHASSIS, "ip": IP_ADDR,
-                       "ospf": OSPF_NEIGHBORS, "version": FRR_VERSION}
+        return "frr", {"lldp": LLDP_NEIGHBORS, "ip": IP_ADDR, "ospf": _vtysh(OSPF_NEIGHBORS),
+                       "version": _vtysh(FRR_VERSION), "facts": LINUX_FACTS}
     if platform.config_syntax in ("linux", "hostapd"):
         # lldpcli is setuid _lldpd for group adm on Debian: a plain login needs sudo for it.
         return "linux", {"lldp": f"sudo -S -p '' {LLDP_NEIGHBORS}", "ip": IP_ADDR, "facts": LINUX_FACTS,
@@ -284,7 +286,7 @@ def discover_device(inventory: Inventory, device: Device) -> DeviceDiscovery:
         return result
     kind, commands = recipe
     creds = credentials(inventory, device)
-    session = _Session(creds)
+    session = _Opened(device, creds)
     try:
         session.open()
     except ConnectionFailed as exc:
@@ -294,7 +296,7 @@ def discover_device(inventory: Inventory, device: Device) -> DeviceDiscovery:
         result.status, result.error = "failed", str(exc)
         return result
     # sudo -S reads the password from stdin; it never appears on a command line or in a log.
-    stdin = creds.password + "\n" if kind == "linux" else None
+    stdin = creds.sudo_password + "\n" if kind == "linux" else None
     outputs: dict[str, str] = {}
     dropped: list[tuple[str, str]] = []
 
@@ -322,24 +324,25 @@ def discover_device(inventory: Inventory, device: Device) -> DeviceDiscovery:
     finally:
         session.close()
     result.warnings += [f"{device.name}: '{command}': the SSH connection dropped" for _, command in dropped]
-    if "lldp" not in outputs and "ip" not in outputs:
+    if not {"lldp", "ip", "frr_interfaces"} & set(outputs):
         result.status, result.error = "failed", result.warnings[0] if result.warnings else "no answer"
         return result
     try:
         result.lldp = parse_lldp_neighbors(outputs.get("lldp", ""))
-        result.interfaces = parse_ip_addr(outputs.get("ip", ""))
+        result.interfaces = (parse_frr_interfaces(outputs["frr_interfaces"]) if "frr_interfaces" in outputs
+                             else parse_ip_addr(outputs.get("ip", "")))
         result.ospf = parse_ospf_neighbors(outputs.get("ospf", ""))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         result.status, result.error = "failed", f"{device.name}: unexpected discovery output: {exc}"
         return result
-    if kind == "frr":
+    if kind.startswith("frr"):
         os_line = parse_frr_version(outputs.get("version", ""))
-        # lldpd's chassis description is "<PRETTY_NAME> Linux <kernel ...>": keep the distribution.
-        base = parse_lldp_chassis_descr(outputs.get("chassis", "")).split(" Linux ")[0] if "chassis" in outputs else ""
+        host = parse_linux_facts(outputs["facts"]) if "facts" in outputs else {}
+        base = host.get("os_version") or ""
         result.facts = {"vendor": "FRRouting", "model": None, "serial": None,
                         "os_version": f"{os_line} on {base}" if os_line and base else (os_line or base or None),
                         # A vtysh-only login exposes no host uptime (FRR's `show version` has none).
-                        "uptime_seconds": None}
+                        "uptime_seconds": host.get("uptime_seconds")}
     else:
         result.facts = {**parse_linux_facts(outputs.get("facts", "")),
                         "serial": outputs.get("serial", "").strip() or None}

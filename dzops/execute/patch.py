@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dzops.exceptions import UsageError
+from dzops.execute.ssh import explain_host_key
 from dzops.inventory.limit import select_hosts
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
@@ -161,7 +162,7 @@ def run_patch(
     }
     playbook = run_playbook(inventory.root, "patch.yml", limit=",".join(scope), extravars=extravars,
                             check=check, forks=forks, vault_password_file=vault_password_file,
-                            on_event=on_event)
+                            on_event=on_event, known_hosts=inventory.known_hosts)
     for host in scope:
         result = playbook.hosts.get(host)
         if result is None:
@@ -173,6 +174,9 @@ def run_patch(
         if unreachable:  # the play fails unreachable hosts on purpose (see playbooks/patch.yml)
             message = str(unreachable[0].result.get("msg") or "no answer").strip().splitlines()
             result.status, result.error = "unreachable", f"{unreachable[0].task}: {message[0] if message else ''}"
+            refused = explain_host_key(inventory, host, str(unreachable[0].result.get("msg") or ""))
+            if refused is not None:
+                result.status, result.error = "failed", refused
         record = record_from_events(events)
         if record is not None:
             result.data = _clean_record(record)

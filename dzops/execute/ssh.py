@@ -1,20 +1,41 @@
-"""SSH sessions and fan-out shared by every driver and collector of the execute layer.
+"""SSH for every driver and collector of the execute layer: one session type, one trust rule.
 
-Host keys are always checked: known_hosts comes from the inventory and an unknown key is refused,
-never learned, so the first connection is as trusted as every later one.
+Logging in is done as Ansible does it, from the same inventory variables: `ansible_host`,
+`ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`, an ssh-agent when SSH_AUTH_SOCK is
+set, `ansible_password`, and `ansible_become`/`ansible_become_password` for sudo. Keys are tried
+before the password.
+
+Host keys are always checked against one known_hosts file (the inventory's, or the lab's with
+`--lab`): an unknown key is refused, never learned, so the first connection is as trusted as every
+later one (`dzops onboard` is the one door for a new key). A key that differs from known_hosts is
+refused with both SHA256 fingerprints, the known one and the offered one, on one line.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from dzops.exceptions import AuthenticationFailed, ConnectionFailed, HostKeyMismatch
+from dzops.exceptions import AuthenticationFailed, ConnectionFailed, DeviceError, HostKeyMismatch
 from dzops.execute import fanout
 from dzops.execute.drivers.base import Credentials
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[str, str], None]  # (subject, message) for people, on stderr
 FAN_OUT_WORKERS = 10  # the lab notes measure no gain past ~10 concurrent SSH sessions on 2 cores
+# sshd refuses more than MaxSessions (10 by default) channels on one connection; threads sharing a
+# session (checks of many links on one hub router) queue here instead.
+MAX_CHANNELS = 4
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,13 +50,225 @@ def fan_out(fn: Callable[[T], R], items: Iterable[T], workers: int = FAN_OUT_WOR
     return fanout.fan_out(fn, items, forks=workers)
 
 
+# --- credentials ---------------------------------------------------------------------------------
+
+
+def key_path(value: Path | str | None, inventory_root: Path | None) -> Path | None:
+    """ansible_ssh_private_key_file as a path: `~` expanded, relative paths from the inventory dir.
+
+    >>> key_path("keys/dzops", Path("/srv/inv")), key_path(None, Path("/srv/inv"))
+    (PosixPath('/srv/inv/keys/dzops'), None)
+    """
+    if value is None or str(value) == "":
+        return None
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_absolute() and inventory_root is not None:
+        root = inventory_root.parent if inventory_root.suffix in (".yml", ".yaml") else inventory_root
+        path = root / path
+    return path
+
+
 def credentials(inventory: Any, device: Any) -> Credentials:
-    """How to log in to a device: its management address, the inventory's login and known_hosts."""
+    """How to log in to a device: the inventory's SSH variables and its known_hosts."""
+
+    def secret(value: Any) -> str:
+        return value.get_secret_value() if value is not None else ""
+
     return Credentials(
         host=device.name, address=str(device.mgmt_address), username=device.username or "",
-        password=device.password.get_secret_value() if device.password else "",
-        known_hosts=inventory.known_hosts,
+        password=secret(device.password), known_hosts=inventory.known_hosts,
+        port=getattr(device, "port", 22),
+        key_file=key_path(getattr(device, "private_key_file", None), getattr(inventory, "root", None)),
+        use_agent=bool(os.environ.get("SSH_AUTH_SOCK")),
+        become=bool(getattr(device, "become", False)),
+        become_password=secret(getattr(device, "become_password", None)),
+        login=getattr(device, "router_login", "shell"),
     )
+
+
+# --- host keys ---------------------------------------------------------------------------------
+
+
+def fingerprint_of(blob: bytes) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key blob (what `ssh-keygen -lf` prints).
+
+    >>> fingerprint_of(b"not really a key")
+    'SHA256:1ZLTD5Sd93+QFQKUFLJcH8LnruRghGNJ2PLc1ISbefc'
+    """
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def fingerprint(key: Any) -> str:
+    """The SHA256 fingerprint of a paramiko public key."""
+    return fingerprint_of(key.asbytes())
+
+
+@dataclass(frozen=True)
+class HostKeyCheck:
+    """A device's offered host key against known_hosts: `known`, `unknown` or `changed`."""
+
+    state: str
+    offered: str  # SHA256 fingerprint
+    key_type: str
+    known: tuple[str, ...] = ()  # fingerprints known_hosts holds for this name
+    key_line: str = ""  # the known_hosts line the offered key would be
+
+
+def compare_host_key(known: dict[str, Any], offered: Any, name: str) -> HostKeyCheck:
+    """Classify an offered key against the keys known_hosts has for `name` (type -> key)."""
+    line = f"{name} {offered.get_name()} {offered.get_base64()}"
+    fingerprints = tuple(fingerprint(k) for k in known.values())
+    if not known:
+        return HostKeyCheck("unknown", fingerprint(offered), offered.get_name(), (), line)
+    same = known.get(offered.get_name())
+    state = "known" if same is not None and same.asbytes() == offered.asbytes() else "changed"
+    return HostKeyCheck(state, fingerprint(offered), offered.get_name(), fingerprints, line)
+
+
+def known_keys(known_hosts: Path | None, name: str) -> dict[str, Any]:
+    """key type -> key that known_hosts holds for a host name (hashed entries included)."""
+    import paramiko
+
+    if known_hosts is None or not Path(known_hosts).is_file():
+        return {}
+    keys = paramiko.HostKeys(str(known_hosts)).lookup(name)
+    return dict(keys) if keys else {}
+
+
+def changed_key_message(creds: Credentials, known: Iterable[str], offered: str) -> str:
+    """The one line every command prints for a host key that changed."""
+    return (f"SSH HOST KEY CHANGED for {creds.known_hosts_name}: known_hosts {creds.known_hosts} has "
+            f"{', '.join(known)}, the device offers {offered}; refused (a replaced device or an attack): "
+            f"check the new key at the device's console, then run `dzops onboard {creds.host} "
+            f"--accept-fingerprint {offered}`")
+
+
+def unknown_key_message(creds: Credentials, offered: str) -> str:
+    return (f"SSH host key {offered} of {creds.known_hosts_name} is not in known_hosts {creds.known_hosts}: "
+            f"run `dzops onboard {creds.host}`")
+
+
+class _Refuse:
+    """paramiko's missing-host-key policy: refuse, remembering the offered key for the message."""
+
+    def __init__(self) -> None:
+        self.offered: Any = None
+
+    def missing_host_key(self, _client: Any, _hostname: str, key: Any) -> None:
+        import paramiko
+
+        self.offered = key
+        raise paramiko.SSHException("host key not in known_hosts")
+
+
+def offered_host_key(creds: Credentials, key_types: Iterable[str] = ()) -> Any:
+    """The host key a device offers (no login): for onboarding and for precise refusals."""
+    import socket
+
+    import paramiko
+
+    try:
+        sock = socket.create_connection((creds.address, creds.port), timeout=creds.timeout)
+    except OSError as exc:
+        raise ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: "
+                                           f"{exc.strerror or exc}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        types = [t for t in key_types if t in transport.get_security_options().key_types]
+        if types:  # ask for the type known_hosts has, as OpenSSH and SSHClient do
+            transport.get_security_options().key_types = types
+        transport.start_client(timeout=creds.timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise ConnectionFailed(creds.host, f"SSH to {creds.address}:{creds.port} failed: {exc}") from None
+    finally:
+        transport.close()
+
+
+def check_host_key(creds: Credentials) -> HostKeyCheck:
+    """What the device offers now, against known_hosts."""
+    known = known_keys(creds.known_hosts, creds.known_hosts_name)
+    offered = offered_host_key(creds, known)
+    return compare_host_key(known, offered, creds.known_hosts_name)
+
+
+def host_key_error(creds: Credentials) -> HostKeyMismatch:
+    """A HostKeyMismatch naming both fingerprints (for drivers whose library hides the keys)."""
+    try:
+        found = check_host_key(creds)
+    except ConnectionFailed as exc:
+        return HostKeyMismatch(creds.host, f"SSH host key of {creds.known_hosts_name} refused ({exc})")
+    if found.state == "changed":
+        return HostKeyMismatch(creds.host, changed_key_message(creds, found.known, found.offered))
+    return HostKeyMismatch(creds.host, unknown_key_message(creds, found.offered))
+
+
+# What OpenSSH (under Ansible) says when it refuses a host key; it names only the offered key.
+OPENSSH_HOST_KEY_TEXTS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
+                          "host key is known for", "No ED25519 host key is known", "No ECDSA host key is known",
+                          "No RSA host key is known")
+
+
+def explain_host_key(inventory: Any, host: str, message: str | None) -> str | None:
+    """The one-line refusal naming both fingerprints, when OpenSSH refused `host`'s key; else None."""
+    if not message or not any(text in message for text in OPENSSH_HOST_KEY_TEXTS):
+        return None
+    return str(host_key_error(credentials(inventory, inventory.devices[host])))
+
+
+def add_known_host(known_hosts: Path, line: str, replace_name: str | None = None) -> None:
+    """Add one known_hosts line atomically (lock, temp file, rename); other lines stay byte for byte.
+
+    With `replace_name`, that host's existing lines go: only for a change a person confirmed.
+    """
+    import fcntl
+
+    known_hosts = Path(known_hosts)
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{known_hosts}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            old = known_hosts.read_bytes() if known_hosts.exists() else b""
+            lines = old.splitlines(keepends=True)
+            if replace_name is not None:
+                lines = [raw for raw in lines if not _names_host(raw.decode(errors="replace"), replace_name)]
+            if lines and not lines[-1].endswith(b"\n"):
+                lines[-1] += b"\n"
+            if (line + "\n").encode() not in lines:
+                lines.append((line + "\n").encode())
+            fd, tmp = tempfile.mkstemp(prefix=".known_hosts.", dir=known_hosts.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(b"".join(lines))
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, known_hosts)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _names_host(line: str, name: str) -> bool:
+    """Whether a known_hosts line is about `name` (plain or hashed host field).
+
+    >>> _names_host("10.0.0.1,r1 ssh-ed25519 AAAA", "10.0.0.1"), _names_host("10.0.0.2 ssh-ed25519 AAAA", "10.0.0.1")
+    (True, False)
+    """
+    import paramiko
+
+    fields = line.split()
+    if len(fields) < 3 or line.startswith("#"):
+        return False
+    hosts = fields[0].split(",")
+    if name in hosts:
+        return True
+    return any(h.startswith("|1|") and paramiko.HostKeys.hash_host(name, h) == h for h in hosts)
+
+
+# --- connecting --------------------------------------------------------------------------------
 
 
 def connect(creds: Credentials) -> Any:
@@ -44,25 +277,126 @@ def connect(creds: Credentials) -> Any:
 
     if creds.known_hosts is None:
         raise HostKeyMismatch(creds.host, "no known_hosts file in the inventory: host keys cannot be checked")
+    if creds.key_file is not None and not creds.key_file.is_file():
+        raise AuthenticationFailed(creds.host, f"private key file {creds.key_file} does not exist")
+    if creds.key_file is None and not creds.use_agent and not creds.password:
+        raise AuthenticationFailed(creds.host, "no way to log in: set ansible_ssh_private_key_file, "
+                                               "ansible_password or start an ssh-agent")
     client = paramiko.SSHClient()
     try:
-        client.load_host_keys(str(creds.known_hosts))
-    except OSError as exc:
-        raise HostKeyMismatch(creds.host, f"cannot read known_hosts {creds.known_hosts}: {exc.strerror}") from None
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if Path(creds.known_hosts).exists():
+            client.load_host_keys(str(creds.known_hosts))
+    except (OSError, paramiko.SSHException) as exc:
+        raise HostKeyMismatch(creds.host, f"cannot read known_hosts {creds.known_hosts}: {exc}") from None
+    policy = _Refuse()
+    client.set_missing_host_key_policy(policy)
     try:
-        client.connect(creds.address, port=creds.port, username=creds.username, password=creds.password,
-                       timeout=creds.timeout, banner_timeout=creds.timeout, auth_timeout=creds.timeout,
-                       look_for_keys=False, allow_agent=False)
-    except paramiko.BadHostKeyException:
-        raise HostKeyMismatch(creds.host, f"SSH host key of {creds.address} differs from known_hosts") from None
-    except paramiko.AuthenticationException:
-        raise AuthenticationFailed(creds.host, f"authentication failed for user {creds.username}") from None
+        client.connect(creds.address, port=creds.port, username=creds.username, password=creds.password or None,
+                       key_filename=str(creds.key_file) if creds.key_file else None,
+                       allow_agent=creds.use_agent, look_for_keys=False,
+                       timeout=creds.timeout, banner_timeout=creds.timeout, auth_timeout=creds.timeout)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise HostKeyMismatch(creds.host, changed_key_message(creds, [fingerprint(exc.expected_key)],
+                                                              fingerprint(exc.key))) from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        how = "key" if creds.key_file or creds.use_agent else "password"
+        detail = f" ({exc})" if isinstance(exc, paramiko.PasswordRequiredException) else ""
+        raise AuthenticationFailed(creds.host, f"authentication failed for user {creds.username} "
+                                               f"by {how}{' or password' if how == 'key' and creds.password else ''}"
+                                               f"{detail}") from None
     except paramiko.SSHException as exc:
-        if "not found in known_hosts" in str(exc):
-            raise HostKeyMismatch(creds.host, f"SSH host key of {creds.address} is not in known_hosts") from None
-        raise ConnectionFailed(creds.host, f"SSH to {creds.address} failed: {exc}") from None
+        client.close()
+        if policy.offered is not None:
+            raise HostKeyMismatch(creds.host, unknown_key_message(creds, fingerprint(policy.offered))) from None
+        raise ConnectionFailed(creds.host, f"SSH to {creds.address}:{creds.port} failed: {exc}") from None
     except (TimeoutError, OSError, EOFError) as exc:
+        client.close()
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: {reason}") from None
     return client
+
+
+class Session:
+    """One SSH connection to a device; each command on its own exec channel, a few at a time.
+
+    A busy device's sshd sometimes drops a session: commands sent here are safe to send again (reads,
+    and config loads that converge on the same file), so a dropped session is reconnected once.
+    """
+
+    def __init__(self, creds: Credentials) -> None:
+        self.credentials = creds
+        self._client: Any = None
+        self._channels = threading.BoundedSemaphore(MAX_CHANNELS)
+        self._reconnecting = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return self.credentials.host
+
+    def open(self) -> None:
+        self._client = connect(self.credentials)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Session:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def active(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return bool(transport is not None and transport.is_active())
+
+    def run(self, command: str, stdin: str | None = None, timeout: float = 120) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) of one command; stdin (if any) is sent and closed."""
+        if self._client is None:
+            raise DeviceError(self.host, "not connected")
+        import paramiko
+
+        for attempt in (1, 2):
+            try:
+                with self._channels:
+                    chan_in, stdout, stderr = self._client.exec_command(command, timeout=timeout)
+                    if stdin is not None:
+                        chan_in.write(stdin)
+                    chan_in.channel.shutdown_write()
+                    out = stdout.read().decode(errors="replace")
+                    err = stderr.read().decode(errors="replace")
+                    return stdout.channel.recv_exit_status(), out, err
+            except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+                if attempt == 1 and not self.active():
+                    self._reconnect(exc)
+                    continue
+                reason = str(exc) or type(exc).__name__
+                raise ConnectionFailed(self.host, f"'{command.split()[0] if command.split() else command}' "
+                                                  f"failed on the SSH connection: {reason}") from None
+        raise AssertionError("not reached: the loop returns or raises")
+
+    def _reconnect(self, exc: BaseException) -> None:
+        with self._reconnecting:
+            if not self.active():  # another thread may have reconnected meanwhile
+                log.info("%s: SSH session dropped (%s); reconnecting once", self.host, exc or type(exc).__name__)
+                self.close()
+                self.open()
+
+    def upload(self, path: str, text: str, mode: int = 0o600) -> None:
+        """Write a file over SFTP (relative paths are in the login's home directory)."""
+        import paramiko
+
+        try:
+            with self._channels:
+                sftp = self._client.open_sftp()
+                try:
+                    sftp.putfo(io.BytesIO(text.encode()), path)
+                    sftp.chmod(path, mode)
+                finally:
+                    sftp.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeviceError(self.host, f"cannot upload {path}: {exc}") from None

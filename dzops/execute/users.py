@@ -2,8 +2,9 @@
 
 - Linux hosts: `playbooks/users.yml` (role dz_users) through ansible-runner; what happened to each
   login comes from the runner events of the role's tasks, never from ansible's stdout.
-- FRR routers: the router login's `account list|present|absent` exec command (see
-  dzops.lab.routers), one SSH connection per router, host keys checked.
+- FRR routers: `sudo -n /usr/local/lib/dzops/account list|present|absent ...`, the audited helper
+  roles/dz_router_access installs (its sudoers drop-in allows exactly that), one SSH connection per
+  router, host keys checked.
 - Cisco IOS and RouterOS: rendered only (no account driver yet): `--check --diff` shows the lines.
 - Other platforms (Cumulus switches, hostapd APs): reported as skipped.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.fanout import current_forks
-from dzops.execute.ssh import Progress, fan_out
+from dzops.execute.ssh import Progress, explain_host_key, fan_out
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 from dzops.plan.users import (
@@ -81,19 +82,14 @@ def _frr_driver(inventory: Inventory, host: str) -> Any:
     return driver
 
 
-def _exec(driver: Any, command: str, stdin: str = "") -> tuple[int, str, str]:
-    """One exec channel with input (the FRR driver's own channels carry none)."""
-    import paramiko
+def _account(driver: Any, command: str, stdin: str = "") -> tuple[int, str, str]:
+    """Run a plan's `account VERB ARGS...` line through the router's account helper.
 
-    try:
-        channel_in, out, err = driver._client.exec_command(command, timeout=120)
-        if stdin:
-            channel_in.write(stdin)
-        channel_in.channel.shutdown_write()
-        text, error = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-        return out.channel.recv_exit_status(), text, error
-    except (TimeoutError, OSError, paramiko.SSHException) as exc:
-        raise ConnectionFailed(driver.credentials.host, f"'{command.split()[0:2]}' failed: {exc}") from None
+    The words are passed one by one (the helper validates each itself); the full name is the last
+    words, which the helper joins again.
+    """
+    words = command.split()
+    return driver.account(words[1:] if words[:1] == ["account"] else words, stdin)
 
 
 def parse_account_list(text: str) -> dict[str, dict[str, str]]:
@@ -111,7 +107,7 @@ def parse_account_list(text: str) -> dict[str, dict[str, str]]:
 
 
 def _frr_list(driver: Any) -> dict[str, dict[str, str]]:
-    status, out, err = _exec(driver, "account list")
+    status, out, err = _account(driver, "account list")
     if status != 0:
         raise DeviceError(driver.credentials.host, f"account list failed: {(err or out).strip()}")
     return parse_account_list(out)
@@ -140,7 +136,7 @@ def _frr_apply(inventory: Inventory, host: str, accounts: list[Account], check: 
                                               "would update" if found["access"] != account.access else "present")
                     continue
                 command, stdin = frr_account_command(account)
-            status, out, err = _exec(driver, command, stdin)
+            status, out, err = _account(driver, command, stdin)
             if status != 0:
                 actions[account.login] = "failed"
                 result.status, result.error = "failed", f"{account.login}: {(err or out).strip().splitlines()[-1:]}"
@@ -197,10 +193,16 @@ def _linux_apply(inventory: Inventory, hosts: list[str], plan: dict[str, list[Ac
     extravars = {"dz_users_plan": {h: role_vars(plan[h]) for h in hosts}, "dz_users_mode": mode,
                  "dz_users_hosts": "all"}
     run = run_playbook(inventory.root, "users.yml", limit=",".join(hosts), extravars=extravars, check=check,
-                       forks=current_forks(), **runner)
+                       forks=current_forks(), known_hosts=inventory.known_hosts, **runner)
     results = []
     for host in hosts:
         result = run.hosts.get(host) or HostResult(host=host, status="failed", error="no result from ansible")
+        for event in run.host_events(host):
+            refused = explain_host_key(inventory, host, str(event.result.get("msg") or "")) \
+                if event.status == "unreachable" else None
+            if refused is not None:
+                result.status, result.error = "failed", refused
+                break
         if mode == "apply":
             present = [a.login for a in plan[host] if a.state == "present"]
             actions = linux_actions(run, host, present)

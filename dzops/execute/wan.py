@@ -273,6 +273,8 @@ class WanRun:
             for prefix in near.far_lan_prefixes:
                 checks.append((f"{near.host} route to {prefix} via {near.far_address}", near.host,
                                lambda p=prefix: _route_via(drv, str(p), str(near.far_address))))
+        if not getattr(drv, "can_ping", True):
+            return checks  # e.g. a vtysh-only login: vtysh's ping never ends on an exec channel
         checks.append((f"{near.host} ping {near.far_host} {near.far_address}", near.host,
                        lambda: _ping(drv, str(near.far_address))))
         far_lan = self._far_lan_address(near.far_host)
@@ -415,6 +417,9 @@ def _route_via(driver: NetworkDriver, prefix: str, via: str) -> bool:
 
 
 def _ping(driver: NetworkDriver, target: str) -> bool:
+    ping = getattr(driver, "ping", None)
+    if ping is not None:  # the device's own ping program (FRR on a shell login)
+        return bool(ping(target))
     try:
         driver.cli([f"ping {target}"])
         return True

@@ -171,6 +171,12 @@ class Device(Model):
     mgmt_address: IPv4Address
     username: Text | None = None
     password: SecretStr | None = None
+    # SSH as Ansible reads it: ansible_port, ansible_ssh_private_key_file, ansible_become(_password).
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    private_key_file: Path | None = None
+    become: bool = False
+    become_password: SecretStr | None = None
+    router_login: Literal["shell", "vtysh"] = "shell"  # dzops_router_login: where an FRR login lands
     model: Text | None = None
     interfaces: dict[InterfaceName, Interface] = {}
     loopback: IPv4Interface | None = None

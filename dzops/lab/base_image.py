@@ -1,4 +1,9 @@
-"""The read-only Debian root filesystem every lab server boots from (as an overlayfs lower layer).
+"""The read-only Debian root filesystem every lab node boots from (as an overlayfs lower layer).
+
+Routers, switches, access points and servers all run on it: a stock Debian box with FRR, lldpd,
+hostapd and OpenSSH from Debian's own packages, so nothing of the machine's files is visible in a
+node. The image lives under a directory named after its recipe stamp, so two checkouts with
+different recipes never replace each other's image under running labs.
 
 Built once with debootstrap from the host's own Debian mirror (the only place that can reach it is
 the root namespace), slimmed, stamped with a recipe version and cached outside the repository.
@@ -25,7 +30,7 @@ from dzops.lab import pkgrepo
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = Path("/var/cache/dzops/base-bookworm")
+CACHE_DIR = Path("/var/cache/dzops")
 SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 INCLUDE = (
@@ -37,9 +42,13 @@ INCLUDE = (
     "iputils-ping",
     "ca-certificates",
     "lldpd",
+    "frr",
+    "frr-pythontools",  # frr-reload.py: config replace on routers
+    "hostapd",
+    "procps",  # ps/pkill: what an admin (and sudo's tests) expect on a box
 )
 # Bump when the build steps change in a way the package lists do not show.
-RECIPE_REVISION = 1
+RECIPE_REVISION = 2
 MARKER = "etc/dzops-base-image.json"  # inside the image, so a server can tell what it runs
 
 # Keeps upgrades inside a host from bringing back what the slimming removed.
@@ -136,8 +145,14 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_base_image(path: Path = DEFAULT_PATH, mirror: str | None = None) -> Path:
+def default_path() -> Path:
+    """Where the image of the current recipe lives (one directory per recipe stamp)."""
+    return CACHE_DIR / f"base-{SUITE}-{recipe_stamp()}"
+
+
+def ensure_base_image(path: Path | None = None, mirror: str | None = None) -> Path:
     """Return path, building the image there first if it is missing or stale."""
+    path = path or default_path()
     if is_current(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

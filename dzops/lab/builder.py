@@ -1,40 +1,44 @@
 """Turn a `LabSpec` into running namespaces, links and daemons, and remove them again.
 
-Each node is a network namespace `{prefix}-{node}` plus a long-lived holder process (`unshare`
-run by `ip netns exec`) whose mount and UTS namespaces are the node's; everything in the node is
-started with `nsenter -t HOLDER ...`. Management interfaces `mgmt0` hang off the root bridge
-`{prefix}-mgmt`, which carries `spec.mgmt_gateway`. Node kinds are described in
-`dzops.lab.routers` (routers, switches, access points) and `dzops.lab.servers` (Linux hosts).
+Each node is a network namespace `{prefix}-{node}` plus PID 1 of the node's own mount, UTS and
+PID namespaces on a private root filesystem (`dzops.lab.node`); everything in the node is started
+with `nsenter -t HOLDER ...`. Management interfaces `mgmt0` hang off the root bridge
+`{prefix}-mgmt`, which carries `spec.mgmt_gateway`. What each node kind runs is in
+`dzops.lab.routers`; routers are then prepared by `roles/dz_router_access` (`dzops.lab.access`).
 
-`state_dir/state.json` records what was created (namespaces, root links, bridge, holder and
-daemon pids, service pids) so that `Lab(spec).down()` in a fresh process removes exactly that.
-`down()` also sweeps namespaces and root links that carry the prefix but were not recorded
-(a build killed between creating and recording them); it never touches other prefixes.
+`state_dir/state.json` records what was created (namespaces, root links, bridge, the holder and
+service processes with their start time and the boot id) so that `Lab(spec).down()` in a fresh
+process removes exactly that and nothing else. A recorded process is signalled or entered only
+while its start time and boot id still match (after a reboot the numbers belong to others).
+`up()` and `down()` hold one lock per prefix (`state_dir/lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
 import os
 import re
-import select
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dzops.exceptions import LabError
+from dzops.lab import access as _access
 from dzops.lab import base_image as _base_image
 from dzops.lab import netns, routers
+from dzops.lab import node as _node
 from dzops.lab import pkgrepo as _pkgrepo
-from dzops.lab import servers as _servers
 from dzops.lab import smtp as _smtp
 from dzops.lab.spec import LabInterface, LabLink, LabNode, LabSpec
 
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 KNOWN_HOSTS = "known_hosts"
+LOCK_FILE = "lock"
 _PREFIX_RE = re.compile(r"^[a-z0-9]{1,6}$")
 _WORKERS = 8  # measured: more than ~8 parallel builders only queue on 2 cores
 _START_TIMEOUT_S = 15.0
@@ -125,7 +130,7 @@ class Lab:
         self.mgmt_bridge = mgmt_bridge_name(spec.prefix)
         self._state_lock = threading.Lock()
         self._state: dict[str, Any] = {}
-        self._holders: dict[int, subprocess.Popen[bytes]] = {}  # our children, reaped on down()
+        self._lock_depth = 0
 
     # --- names and paths ---------------------------------------------------------------------
 
@@ -225,10 +230,40 @@ class Lab:
 
     # --- up ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One `up`/`down` at a time per prefix (re-entrant: a failed up() calls down())."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # host keys live below
+        path = self.state_dir / LOCK_FILE
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LabError(f"lab {self.prefix!r} is being built or removed by another process "
+                               f"(lock {path} is held): wait for it to finish") from None
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def up(self) -> LabStatus:
         """Build the lab; if it is already up, only restart dead daemons. Returns the status."""
         _require_root()
         self._validate()
+        with self._locked():
+            return self._up()
+
+    def _up(self) -> LabStatus:
         if self._load_state() is not None:
             current = self.status()
             if (
@@ -243,7 +278,7 @@ class Lab:
                             self.start_daemon(ns.name, daemon)
                 return self.status()
             log.warning("lab %s is partly gone; rebuilding it", self.prefix)
-            self.down()
+            self._down()
         self._check_conflicts()
         started = time.monotonic()
         try:
@@ -251,7 +286,8 @@ class Lab:
         except BaseException:
             log.error("lab %s: build failed, removing what was created", self.prefix)
             try:
-                self.down()
+                self._down()
+                self._remove_lock_file()
             except Exception:  # the original error matters more; down() logged its own
                 log.exception("lab %s: cleanup after failed build also failed", self.prefix)
             raise
@@ -274,13 +310,12 @@ class Lab:
 
     def _build(self) -> None:
         spec = self.spec
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o700)  # host keys and password hashes live below
         (self.state_dir / "nodes").mkdir(exist_ok=True)
         root_ends = [self._root_mgmt_end(i) for i in range(len(spec.nodes))]
         # Record the intent before creating anything, so a crash mid-way is still fully removable.
         self._state = {
             "prefix": self.prefix,
+            "boot_id": netns.boot_id(),
             "mgmt_bridge": self.mgmt_bridge,
             "mgmt_gateway": spec.mgmt_gateway,
             "netns": [self.netns_name(n) for n in spec.nodes],
@@ -307,6 +342,9 @@ class Lab:
                 self._state["nodes"][node.name] = node_state
         self._save_state()
         self._write_known_hosts()
+        lab_routers = [n for n in spec.nodes if n.kind == "router"]
+        if lab_routers:
+            _access.prepare_routers(lab_routers, self.known_hosts_path, self.state_dir)
         with ThreadPoolExecutor(_WORKERS) as pool:
             list(pool.map(self._lldp_update, self._state["nodes"].items()))
 
@@ -355,34 +393,53 @@ class Lab:
             "node_dir": str(node_dir),
             "host_key_pub": host_key.with_suffix(".pub").read_text().strip(),
         }
-        if node.kind == "server":
-            holder = _servers.start_server(
-                node, ns, node_dir, host_key, Path(self.spec.base_image_dir), self._repo_url()
-            )
-            return {**base, "holder_pid": holder, "pid_ns": True, "daemons": {}, "expected": []}
-        holder = self._start_holder(node, ns, node_dir, host_key)
+        upper, _, _ = _node.overlay_dirs(node_dir)
+        for leftover in _node.overlay_dirs(node_dir):
+            shutil.rmtree(leftover, ignore_errors=True)  # a stale upper layer would resurrect old files
+        upper.mkdir(parents=True)
+        lower = self._base_image()
+        routers.write_node_files(routers.RootWriter(upper, lower), node, host_key, self._repo_url())
+        record = _node.start_node(node.name, ns, node_dir, lower, forward=node.kind == "router")
+        holder = record["pid"]
         node_state: dict[str, Any] = {
             **base,
+            "holder": record,
             "holder_pid": holder,
-            "pid_ns": False,
             "lldp_socket": routers.LLDP_SOCKET,
-            "vlan_filtering": node.kind in ("switch", "ap") and vlan_filtering_supported(),
-            "daemons": {},
+            "daemon_nspids": {},
             "pidfiles": {},
             "expected": routers.expected_daemons(node),
         }
-        for daemon in routers.daemons_for(node):
-            if daemon.name not in node_state["expected"]:
-                continue
-            node_state["pidfiles"][daemon.name] = daemon.pidfile
-            if daemon.name == "watchfrr":
-                # Daemons run with an empty config until vtysh -b; watchfrr comes after, as in frrinit.sh.
-                routers.load_frr_config(holder, node.name)
-            node_state["daemons"][daemon.name] = self._run_daemon(node.name, holder, daemon)
-            if daemon.name == "lldpd":
-                self._lldp_resume(node.name, holder)
+        try:
+            self._setup_node(node, holder)
+            for daemon in routers.daemons_for(node):
+                if daemon.name not in node_state["expected"]:
+                    continue
+                node_state["pidfiles"][daemon.name] = daemon.pidfile
+                if daemon.name == "watchfrr":
+                    # Daemons run with an empty config until vtysh -b; watchfrr comes after, as in frrinit.sh.
+                    routers.load_frr_config(holder, node.name)
+                node_state["daemon_nspids"][daemon.name] = self._run_daemon(node.name, holder, daemon)
+                if daemon.name == "lldpd":
+                    self._lldp_resume(node.name, holder)
+        except BaseException:
+            _node.stop_node(record, node_dir)
+            raise
         log.debug("node %s built (holder %d)", node.name, holder)
         return node_state
+
+    def _base_image(self) -> Path:
+        return Path(self.spec.base_image_dir or _base_image.default_path())
+
+    def _setup_node(self, node: LabNode, holder: int) -> None:
+        """Create the login user (password on stdin only) and the runtime dirs inside the node."""
+        argv = netns.nsenter_argv(holder, ["/bin/sh", "-c", routers.SETUP_SCRIPT, "dz-setup", node.kind,
+                                           node.login_user, *routers.setup_pairs(node)])
+        proc = netns.run(argv, what=f"{node.name}: setup", input=f"{node.login_user}:{node.login_password}\n",
+                         check=False)
+        if proc.returncode != 0:
+            # stderr of useradd/ip/sshd -t; chpasswd never echoes the password.
+            raise LabError(f"{node.name}: setup failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
 
     def _host_key(self, node: LabNode, node_dir: Path) -> Path:
         key = node_dir / "ssh_host_ed25519_key"
@@ -422,70 +479,13 @@ class Lab:
         else:
             netns.ip_batch(netns.add_bridge_cmds("br0"), netns=ns, what=f"{node.name}: br0 (no VLAN support)")
 
-    def _start_holder(self, node: LabNode, ns: str, node_dir: Path, host_key: Path) -> int:
-        upper, work, home, logdir = (node_dir / d for d in ("etc-upper", "etc-work", "home", "log"))
-        for directory in (upper, work, home, logdir):
-            if directory in (upper, work) and directory.exists():
-                shutil.rmtree(directory)  # a stale upper layer would resurrect old users/configs
-            directory.mkdir(parents=True, exist_ok=True)
-        upper.chmod(0o755)
-        etc = routers.EtcWriter(upper)
-        routers.write_node_etc(etc, node, host_key, routers.hash_password(node.login_password, node.name))
-        routers.make_home(home, node.login_user)
-        (logdir / "frr").mkdir(exist_ok=True)
-        shutil.chown(logdir / "frr", "frr", "frr")
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "unshare",
-            "--mount",
-            "--uts",
-            "--propagation",
-            "private",
-            "--fork",
-            "--kill-child",
-            "--",
-            "/bin/sh",
-            "-c",
-            routers.HOLDER_SCRIPT,
-            "dz-holder",
-            node.name,
-            str(upper),
-            str(work),
-            str(home),
-            str(logdir),
-            "1" if node.kind == "router" else "0",
-        ]
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd="/",
-            env={"PATH": netns.NODE_PATH, "LANG": "C.UTF-8"},
-            start_new_session=True,  # outlives `lab up`
-        )
-        self._holders[proc.pid] = proc
-        assert proc.stdout is not None and proc.stderr is not None
-        ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
-        line = proc.stdout.readline() if ready else b""
-        if line.strip() != b"ready":
-            proc.kill()
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.wait(5) is not None else ""
-            raise LabError(
-                f"{node.name}: node holder failed to start ({' '.join(argv[:12])}): {err or 'timeout'}"
-            )
-        proc.stdout.close()
-        proc.stderr.close()
-        return proc.pid
-
     def _run_daemon(self, node_name: str, holder: int, daemon: routers.Daemon) -> int:
-        pidfile = Path(f"/proc/{holder}/root{daemon.pidfile}")
+        """Start a daemon inside the node; returns its PID in the node's own PID namespace."""
+        pidfile = _node.inside(holder, daemon.pidfile)
         pidfile.unlink(missing_ok=True)  # so that we wait for the new pid, not a dead one
         proc = netns.run(
-            netns.nsenter_argv(holder, daemon.argv), what=f"{node_name}: start {daemon.name}", check=False
+            netns.nsenter_argv(holder, daemon.argv, keep=daemon.keep), what=f"{node_name}: start {daemon.name}",
+            check=False,
         )
         if proc.returncode != 0:
             detail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
@@ -493,7 +493,7 @@ class Lab:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             pid = netns.read_pidfile(pidfile)
-            if pid and netns.pid_alive(pid):
+            if pid and _node.node_pid_alive(holder, pid):
                 return pid
             time.sleep(0.01)
         raise LabError(f"{node_name}: {daemon.name} started but wrote no live pid to {daemon.pidfile}")
@@ -528,33 +528,26 @@ class Lab:
 
     def _start_services(self) -> None:
         # The mail server serves every lab (reports, alerts); the package repo only labs with servers.
-        self._state["services"]["smtp"] = _smtp.start(self.spec.smtp_port, self.state_dir / "mail",
-                                                      username=self.spec.smtp_username,
-                                                      password=self.spec.smtp_password)
+        self._state["services"]["smtp"] = netns.proc_record(_smtp.start(
+            self.spec.smtp_port, self.state_dir / "mail", username=self.spec.smtp_username,
+            password=self.spec.smtp_password))
         self._save_state()  # recorded at once: a build that fails later must still stop it
+        _base_image.ensure_base_image(self._base_image())  # every node's root
         if any(n.kind == "server" for n in self.spec.nodes):
-            _base_image.ensure_base_image(Path(self.spec.base_image_dir))
             repo_dir = self.state_dir / "repo"
             _pkgrepo.build_repo(repo_dir)
-            self._state["services"]["pkgrepo"] = _pkgrepo.start(
+            self._state["services"]["pkgrepo"] = netns.proc_record(_pkgrepo.start(
                 _ip(self.spec.mgmt_gateway),
                 self.spec.package_repo_port,
                 repo_dir,
                 self.state_dir / "pkgrepo.log",
-            )
+            ))
         self._save_state()
 
     # --- status ------------------------------------------------------------------------------
 
-    def _reap_holders(self) -> None:
-        """Collect holders we started that have exited (e.g. removed by `down()` of another object)."""
-        for pid, proc in list(self._holders.items()):
-            if proc.poll() is not None:
-                del self._holders[pid]
-
     def status(self) -> LabStatus:
         _require_root()
-        self._reap_holders()
         state = self._load_state()
         result = LabStatus(self.prefix, str(self.state_dir), state is not None, self.mgmt_bridge)
         if not state:
@@ -562,15 +555,16 @@ class Lab:
         nodes = state.get("nodes", {})
         with ThreadPoolExecutor(_WORKERS) as pool:
             result.nodes = list(pool.map(lambda item: self._node_status(*item), nodes.items()))
-        result.services = {name: netns.pid_alive(pid) for name, pid in state.get("services", {}).items()}
+        result.services = {name: netns.record_matches(rec) for name, rec in state.get("services", {}).items()}
         return result
 
     def _node_status(self, name: str, node: dict[str, Any]) -> NodeStatus:
         holder = node.get("holder_pid")
-        alive = netns.pid_alive(holder)
-        daemons = {d: alive and netns.pid_alive(self._daemon_pid(node, d)) for d in node.get("pidfiles", {})}
+        alive = netns.record_matches(node.get("holder"))
+        daemons = {d: alive and _node.node_pid_alive(holder, self._daemon_pid(node, d))
+                   for d in node.get("pidfiles", {})}
         if node["kind"] == "ap" and "hostapd" not in daemons:
-            daemons["hostapd"] = alive and netns.pid_alive(self._daemon_pid(node, "hostapd"))
+            daemons["hostapd"] = alive and _node.node_pid_alive(holder, self._daemon_pid(node, "hostapd"))
         banner = _ssh_banner(_ip(node["mgmt_address"])) if alive else ""
         return NodeStatus(
             name=name,
@@ -586,24 +580,26 @@ class Lab:
         )
 
     def _daemon_pid(self, node: dict[str, Any], daemon: str) -> int | None:
-        """The pidfile inside the node is the truth (an admin may restart a daemon over SSH)."""
+        """PID in the node's PID namespace; the pidfile inside the node is the truth (an admin may
+        restart a daemon over SSH). Only valid while the holder's record matches."""
         pidfile = node.get("pidfiles", {}).get(daemon) or (
             routers.HOSTAPD_PIDFILE if daemon == "hostapd" else None
         )
         if pidfile:
-            pid = netns.read_pidfile(Path(f"/proc/{node['holder_pid']}/root{pidfile}"))
+            pid = _node.read_node_pidfile(node["holder_pid"], pidfile)
             if pid:
                 return pid
-        return node.get("daemons", {}).get(daemon)
+        return node.get("daemon_nspids", {}).get(daemon)
 
     # --- inside a node -----------------------------------------------------------------------
 
+    def _holder(self, node_name: str) -> int:
+        """The node's PID 1, refused when the recorded process is not that process any more."""
+        return netns.checked_pid(self._node_state(node_name).get("holder"), f"lab node {node_name}")
+
     def exec_argv(self, node_name: str, argv: list[str]) -> list[str]:
         """argv that runs `argv` as root at the node's console (its namespaces, root, cwd)."""
-        node = self._node_state(node_name)
-        if node.get("pid_ns"):
-            return _servers.server_exec_argv(node["holder_pid"], list(argv))
-        return netns.nsenter_argv(node["holder_pid"], argv, pid_ns=bool(node.get("pid_ns")))
+        return netns.nsenter_argv(self._holder(node_name), argv)
 
     def exec(
         self, node_name: str, argv: list[str], input: str | None = None, timeout: float = 120
@@ -611,8 +607,6 @@ class Lab:
         """Run argv as root inside the node, as if at its console; never raises on a non-zero exit."""
         _require_root()
         full = self.exec_argv(node_name, argv)
-        if not netns.pid_alive(self._node_state(node_name)["holder_pid"]):
-            raise LabError(f"{node_name}: node is not running (holder process gone)")
         return subprocess.run(
             full,
             input=input,
@@ -643,9 +637,13 @@ class Lab:
         _require_root()
         state = self._node_state(node)
         self._daemon_def(node, daemon)
+        holder = self._holder(node)
         pid = self._daemon_pid(state, daemon)
-        if pid and netns.pid_alive(pid) and pid in netns.netns_pids(state["netns"]):
-            netns.kill_pids([pid])
+        if pid and _node.node_pid_alive(holder, pid):
+            # Signalled from inside the node: its PID namespace holds nothing but the node's processes.
+            self._exec_checked(node, ["sh", "-c", 'kill "$1"; for _ in $(seq 200); do kill -0 "$1" 2>/dev/null '
+                                      '|| exit 0; sleep 0.01; done; kill -9 "$1"', "stop", str(pid)],
+                               f"stop {daemon}")
         log.info("%s: %s stopped", node, daemon)
 
     def start_daemon(self, node: str, daemon: str) -> None:
@@ -653,16 +651,16 @@ class Lab:
         _require_root()
         state = self._node_state(node)
         definition = self._daemon_def(node, daemon)
-        if netns.pid_alive(self._daemon_pid(state, daemon)):
+        holder = self._holder(node)
+        if _node.node_pid_alive(holder, self._daemon_pid(state, daemon)):
             return
-        holder = state["holder_pid"]
         pid = self._run_daemon(node, holder, definition)
         if daemon == "lldpd":
             self._lldp_resume(node, holder)
         if definition.frr and daemon != "watchfrr":
             routers.load_frr_config(holder, node, daemon)
         with self._state_lock:
-            self._state["nodes"][node]["daemons"][daemon] = pid
+            self._state["nodes"][node]["daemon_nspids"][daemon] = pid
             self._state["nodes"][node].setdefault("pidfiles", {})[daemon] = definition.pidfile
         self._save_state()
 
@@ -671,8 +669,6 @@ class Lab:
             spec_node = self.spec.node(node)
         except KeyError:
             raise LabError(f"no node {node!r} in lab {self.prefix!r}") from None
-        if spec_node.kind == "server":
-            raise LabError(f"{node}: daemons of server nodes are managed inside the server, not by the lab")
         return routers.daemon_by_name(spec_node, daemon)
 
     def lldp_neighbors(self, node: str) -> list[tuple[str, str, str]]:
@@ -684,34 +680,42 @@ class Lab:
     # --- down --------------------------------------------------------------------------------
 
     def down(self) -> None:
-        """Remove every namespace, link, bridge, process and file of this lab prefix; idempotent."""
+        """Remove every namespace, link, bridge, process and file the state file lists; idempotent."""
         _require_root()
+        with self._locked():
+            self._down()
+            self._remove_lock_file()
+
+    def _remove_lock_file(self) -> None:
+        """Last, still holding it (a rebuild inside up() keeps the lock file, and so the dir)."""
+        (self.state_dir / LOCK_FILE).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.state_dir.rmdir()  # holds files that are not ours: leave them
+
+    def _down(self) -> None:
         state = self._load_state() or {}
-        ns_prefix = f"{self.prefix}-"
-        namespaces = sorted(
-            set(state.get("netns", [])) | {n for n in netns.list_netns() if n.startswith(ns_prefix)}
-        )
+        same_boot = state.get("boot_id") == netns.boot_id()
+        if state and not same_boot:
+            # After a reboot every process, namespace and link of this lab is gone already, and
+            # names or PIDs in the state file may now belong to someone else: only files remain.
+            log.warning("lab %s: state is from an earlier boot; removing its files only", self.prefix)
         for name, node in state.get("nodes", {}).items():
-            if node.get("kind") == "server" and node.get("holder_pid"):
-                try:
-                    _servers.stop_server(node["holder_pid"], Path(node["node_dir"]))
-                except Exception as exc:  # keep removing the rest; the netns sweep kills leftovers
-                    log.warning("server %s: stop failed: %s", name, exc)
-        for service, pid in state.get("services", {}).items():
-            if service == "pkgrepo":
-                _pkgrepo.stop(pid)
-            elif service == "smtp":
-                _smtp.stop(pid)
-        # Everything whose network namespace is one of ours is ours: holders, daemons, sessions.
-        pids = [pid for ns in namespaces for pid in netns.netns_pids(ns)]
-        netns.kill_pids(pids)
-        self._reap_holders()
-        root_re = re.compile(rf"^{re.escape(self.prefix)}-(m\d+|\d+[ab])$")
-        links = set(state.get("root_links", [])) | {n for n in netns.root_links() if root_re.match(n)}
-        for link in sorted(links):
-            netns.delete_root_link(link)
-        for bridge in sorted(set(state.get("bridges", [])) | {self.mgmt_bridge}):
-            netns.delete_root_link(bridge)
+            try:
+                _node.stop_node(node.get("holder"), Path(node["node_dir"]))
+            except Exception as exc:  # keep removing the rest
+                log.warning("node %s: stop failed: %s", name, exc)
+        for service, record in state.get("services", {}).items():
+            if not netns.record_matches(record):
+                continue  # gone already, or its PID now belongs to another process
+            (_pkgrepo.stop if service == "pkgrepo" else _smtp.stop)(int(record["pid"]))
+        namespaces = sorted(state.get("netns", [])) if same_boot else []
+        # Whatever still runs in a namespace this lab created (an `nsenter` mid-way) is the lab's.
+        netns.kill_pids([pid for ns in namespaces for pid in netns.netns_pids(ns)])
+        if same_boot:
+            for link in sorted(state.get("root_links", [])):
+                netns.delete_root_link(link)
+            for bridge in sorted(state.get("bridges", [])):
+                netns.delete_root_link(bridge)
         for ns in namespaces:
             netns.delete_netns(ns)
         self._remove_files()
@@ -727,13 +731,10 @@ class Lab:
             netns.run(["umount", "-l", mnt], what=f"lab {self.prefix}: unmount", check=False)
         for name in ("nodes", "repo", "mail"):
             shutil.rmtree(self.state_dir / name, ignore_errors=True)
-        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log",
-                     STATE_FILE.replace(".json", ".tmp")):
+        for leftover in self.state_dir.glob("access-*"):  # ansible-runner's dir of a crashed `up`
+            shutil.rmtree(leftover, ignore_errors=True)
+        for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log", STATE_FILE.replace(".json", ".tmp")):
             (self.state_dir / name).unlink(missing_ok=True)
-        try:
-            self.state_dir.rmdir()
-        except OSError:
-            pass  # holds files that are not ours: leave them
 
 
 _vlan_filtering: bool | None = None

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from dzops.exceptions import LabError
 
@@ -165,33 +166,37 @@ def tbf(netns: str, ifname: str, mbps: int, *, what: str = "") -> None:
 # --- processes inside a node --------------------------------------------------------------------
 
 
-def nsenter_argv(holder_pid: int, argv: Sequence[str], *, pid_ns: bool = False) -> list[str]:
-    """argv running `argv` as root in the node whose namespaces are those of holder_pid.
+# Capabilities no process inside a node keeps (bounding set), whoever it runs as: loading modules,
+# raw I/O ports, device nodes (a copy of the machine's disk), mounts (devtmpfs, procfs elsewhere),
+# tracing, the clock, the kernel log and reboot act on the whole machine, not on the node.
+DROPPED_CAPS = ("sys_module", "sys_rawio", "mknod", "sys_admin", "sys_ptrace", "sys_time", "syslog",
+                "sys_boot", "dac_read_search", "linux_immutable", "mac_admin", "mac_override",
+                "wake_alarm", "block_suspend", "bpf", "perfmon", "sys_pacct", "checkpoint_restore")
 
-    -r/-w take the holder's root and cwd, which matters for chrooted nodes. The environment is
-    reset so that nothing of the caller (virtualenv PATH, PYTHONPATH) leaks into the node.
+
+def confined_argv(argv: Sequence[str], keep: Sequence[str] = ()) -> list[str]:
+    """argv run with the node's reduced capability bounding set and a clean environment.
+
+    `keep`: capabilities this one program still needs (FRR's zebra and ospfd refuse to start
+    without sys_admin); logins never come from such a program. The environment is reset so that
+    nothing of the caller (virtualenv PATH, PYTHONPATH) leaks in.
     """
+    dropped = [c for c in DROPPED_CAPS if c not in keep]
     return [
-        "nsenter",
-        "-t",
-        str(holder_pid),
-        "-m",
-        "-u",
-        "-n",
-        *(["-p"] if pid_ns else []),
-        "-r",
-        "-w",
-        "--",
-        "/usr/bin/env",
-        "-i",
-        f"PATH={NODE_PATH}",
-        "HOME=/root",
-        "LANG=C.UTF-8",
-        "TERM=dumb",
-        "USER=root",
-        "LOGNAME=root",
-        *argv,
-    ]
+        "/usr/bin/setpriv", "--bounding-set", ",".join(f"-{c}" for c in dropped), "--",
+        "/usr/bin/env", "-i", f"PATH={NODE_PATH}", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb",
+        "USER=root", "LOGNAME=root", *argv,
+    ]  # fmt: skip
+
+
+def nsenter_argv(holder_pid: int, argv: Sequence[str], keep: Sequence[str] = ()) -> list[str]:
+    """argv running `argv` as root in the node whose PID 1 is holder_pid (namespaces, root, cwd).
+
+    Callers check the holder's record first (`checked_pid`); the node's own setpriv and env run
+    inside its root, so the command sees only the node's files.
+    """
+    return ["nsenter", "-t", str(holder_pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--",
+            *confined_argv(argv, keep)]
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -254,3 +259,55 @@ def mounts_under(path: Path) -> list[str]:
             if mnt == prefix or mnt.startswith(prefix + "/"):
                 found.append(mnt)
     return sorted(found, key=len, reverse=True)
+
+
+# --- process records: a PID is only trusted with its start time and the boot it belongs to --------
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    return BOOT_ID_PATH.read_text().strip()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks after boot); None if the process is gone.
+
+    The command name (field 2) may hold spaces and parentheses, so fields are counted after the last ')'.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[19])  # fields[0] is field 3 (state), so field 22 is fields[19]
+
+
+def proc_record(pid: int) -> dict[str, Any]:
+    """What the state file keeps of a process we started: enough to never mistake another for it."""
+    started = start_time(pid)
+    if started is None:
+        raise LabError(f"process {pid} exited before it could be recorded")
+    return {"pid": pid, "start": started, "boot": boot_id()}
+
+
+def record_matches(record: dict[str, Any] | None) -> bool:
+    """True when the recorded process still runs: same boot, same PID, same start time, not a zombie."""
+    if not record or not record.get("pid"):
+        return False
+    if record.get("boot") != boot_id() or start_time(record["pid"]) != record.get("start"):
+        return False
+    return pid_alive(record["pid"])
+
+
+def checked_pid(record: dict[str, Any] | None, what: str) -> int:
+    """The PID of a recorded process, or LabError when it is not that process any more.
+
+    Used before every signal and every nsenter: after a reboot or a crash the number may belong to
+    an unrelated process (entering it could act on the machine's own interfaces).
+    """
+    if record_matches(record):
+        return int(record["pid"])  # type: ignore[index]
+    pid = (record or {}).get("pid")
+    raise LabError(f"{what}: recorded process {pid} is gone or is another process now "
+                   "(start time or boot id differ); refusing to signal or enter it")

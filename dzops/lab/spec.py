@@ -57,7 +57,7 @@ class LabSpec:
     smtp_username: str = ""  # with a username the lab's SMTP server requires AUTH, like a real one
     smtp_password: str = field(default="", repr=False)
     package_repo_port: int = 8079  # HTTP package repository on the mgmt gateway address
-    base_image_dir: Path = field(default=Path("/var/cache/dzops/base-bookworm"))
+    base_image_dir: Path | None = None  # None: the cached image of the current recipe (base_image.default_path)
 
     def node(self, name: str) -> LabNode:
         for node in self.nodes:

@@ -152,9 +152,7 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Lab, "set_link", lambda self, *a: record("lab.set_link"))
     monkeypatch.setattr(Lab, "exec", lambda self, node, argv: (record("lab.exec", node=node),
                                                                subprocess.CompletedProcess(argv, 0, "out\n", ""))[1])
-    from dzops.cli import lab as lab_cli
 
-    monkeypatch.setattr(lab_cli, "install_known_hosts", lambda lab, inventory: record("lab.install_known_hosts"))
     from dzops.cli import schedule as schedule_cli
 
     def run_other(settings: Any, job: str) -> Any:
@@ -162,6 +160,23 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
         return ExitCode.OK, ""
 
     monkeypatch.setattr(schedule_cli, "_run_other", run_other)
+
+    from dzops.execute import onboard
+    from dzops.execute.ssh import HostKeyCheck
+
+    def scan_host_keys(inventory: Any, hosts: list[str]) -> dict[str, Any]:
+        record("onboard.scan", hosts=list(hosts))
+        return {h: HostKeyCheck("unknown", f"SHA256:{h}", "ssh-ed25519", (), f"{h} ssh-ed25519 AAAA") for h in hosts}
+
+    def prepare(inventory: Any, hosts: list[str], results: Any = None, **kwargs: Any) -> Any:
+        record("onboard.prepare", hosts=list(hosts))
+        for h in hosts:
+            results[h].status = "ready"
+        return results
+
+    monkeypatch.setattr(onboard, "scan_host_keys", scan_host_keys)
+    monkeypatch.setattr(onboard, "trust", lambda inventory, check, replace=False: record("onboard.trust"))
+    monkeypatch.setattr(onboard, "prepare", prepare)
 
 
 # command -> its arguments (after the command words); {key} is the world's file for it.
@@ -190,6 +205,8 @@ COMMANDS: dict[str, list[str]] = {
     "schedule remove": [],
     "schedule run": ["backup"],
     "scrub": ["--platform", "ios"],
+    "onboard": ["--all", "--accept-new"],
+    "doctor": [],
 }
 
 # Refusals made by the command itself at run time (its contract entry honours the option because
@@ -251,7 +268,8 @@ def snapshot(w: World) -> dict[str, str]:
     return files
 
 
-WRITING_SPIES = {"write_and_commit", "lab.up", "lab.down", "lab.set_link", "lab.exec", "lab.install_known_hosts"}
+WRITING_SPIES = {"write_and_commit", "lab.up", "lab.down", "lab.set_link", "lab.exec", "onboard.trust",
+                 "onboard.prepare"}
 
 
 def honoured(w: World, command: str, option: str) -> None:

@@ -36,6 +36,7 @@ HQ = "punakha-hq-rtr1"
 ROUTER_DAEMONS = {"zebra", "staticd", "ospfd", "watchfrr", "sshd", "lldpd"}
 SWITCH_DAEMONS = {"zebra", "watchfrr", "sshd", "lldpd"}
 AP_DAEMONS = {"sshd", "lldpd"}  # factory state: hostapd is not expected to run
+SERVER_DAEMONS = {"sshd", "lldpd"}
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def test_status_reports_every_node_healthy(lab: Lab, inventory: Inventory) -> No
     assert {n.name for n in status.nodes} == set(inventory.devices)
     assert [n.to_dict() for n in status.nodes if not n.healthy] == []
     assert status.services == {"pkgrepo": True, "smtp": True}
-    expected = {"frr": ROUTER_DAEMONS, "cumulus": SWITCH_DAEMONS, "hostapd": AP_DAEMONS, "debian": set()}
+    expected = {"frr": ROUTER_DAEMONS, "cumulus": SWITCH_DAEMONS, "hostapd": AP_DAEMONS, "debian": SERVER_DAEMONS}
     for node in status.nodes:
         assert set(node.expected_daemons) == expected[inventory.devices[node.name].platform], node.name
         assert node.ssh and node.ssh_banner.startswith("SSH-2.0-OpenSSH"), node.name
@@ -196,7 +197,7 @@ def test_node_identity_and_private_etc(lab: Lab, inventory: Inventory) -> None:
     assert lab.exec(HQ, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
     assert lab.exec("punakha-hq-sw1", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
     assert int(lab.exec(HQ, ["sysctl", "-n", "net.ipv4.igmp_max_memberships"]).stdout) > 20  # 11 WAN ports
-    # /etc is private: a file written in one node is seen neither by another node nor by the host
+    # the whole root is private: a file written in one node is seen neither by another node nor by the host
     marker = f"/etc/dz-private-{os.getpid()}"
     assert lab.exec("gewog-talo-rtr1", ["sh", "-c", f"echo talo > {marker}"]).returncode == 0
     try:
@@ -266,7 +267,7 @@ def test_ssh_with_strict_host_keys_reaches_every_device(punakha_lab: LabHandle, 
     def probe(name: str) -> tuple[int, str]:
         with _ssh(lab, inventory, name) as client:
             router = inventory.devices[name].platform == "frr"
-            rc, out, _ = _run(client, "show version" if router else "hostname")
+            rc, out, _ = _run(client, "vtysh -c 'show version'" if router else "hostname")
         return rc, out
 
     answers = _parallel(probe, sorted(inventory.devices))
@@ -289,69 +290,72 @@ def test_wrong_host_key_is_rejected(lab: Lab, inventory: Inventory, tmp_path: Pa
         _ssh(lab, inventory, HQ, known_hosts=empty)
 
 
-def test_netmiko_cisco_ios_prompt_on_every_router(lab: Lab, inventory: Inventory) -> None:
-    from netmiko import ConnectHandler
-
-    def connect(name: str) -> Any:
-        device = inventory.devices[name]
-        assert device.password is not None
-        return ConnectHandler(device_type="cisco_ios", host=_ip(inventory, name), username=device.username,
-                              password=device.password.get_secret_value(), use_keys=False, allow_agent=False,
-                              system_host_keys=False, alt_host_keys=True, ssh_strict=True,
-                              alt_key_file=str(lab.known_hosts_path), conn_timeout=30, banner_timeout=30)
-
-    def prompt(name: str) -> tuple[str, bool]:
-        conn = connect(name)
-        try:
-            return conn.find_prompt(), f"hostname {name}\n" in conn.send_command("show running-config")
-        finally:
-            conn.disconnect()
+def test_router_login_is_a_shell_with_vtysh_lldpcli_and_ip(lab: Lab, inventory: Inventory) -> None:
+    """A router's login lands in bash (a stock box, `dzops_router_login: shell`); dz_router_access put
+    it in frr/frrvty/_lldpd/adm, so vtysh, lldpcli, ip and ping work without sudo."""
+    def probe(name: str) -> tuple[str, bool, bool, bool]:
+        with _ssh(lab, inventory, name) as client:
+            shell = _run(client, "echo $0")[1].strip()
+            running = _run(client, "vtysh -c 'show running-config'")[1]
+            lldp = _run(client, "/usr/sbin/lldpcli -f json0 show neighbors details")
+            addrs = _run(client, "ip -j addr show")
+        return (shell, f"hostname {name}\n" in running, lldp[0] == 0 and '"lldp"' in lldp[1],
+                addrs[0] == 0 and '"mgmt0"' in addrs[1])
 
     routers = _names(inventory, "frr")
     assert len(routers) == 12
-    assert _parallel(prompt, routers) == {name: (f"{name}#", True) for name in routers}
+    assert _parallel(probe, routers) == {name: ("bash", True, True, True) for name in routers}
 
-    # config mode and `write memory` (served by the node's watchfrr) really write the node's file
+    # several -c in one call, and `write memory` (served by the node's watchfrr) writes the node's file
     node = "gewog-talo-rtr1"
-    with _frr_restored(lab, node):
-        conn = connect(node)
-        try:
-            out = conn.send_config_set(["interface lo", " description set-by-netmiko"])
-            assert "% " not in out, out
-            assert "Integrated configuration saved" in conn.save_config()
-        finally:
-            conn.disconnect()
-        assert " description set-by-netmiko\n" in lab.exec(node, ["cat", "/etc/frr/frr.conf"]).stdout
+    with _frr_restored(lab, node), _ssh(lab, inventory, node) as client:
+        rc, out, err = _run(client, "vtysh -c 'configure terminal' -c 'interface lo' "
+                                    "-c 'description set-by-vtysh' -c 'end' -c 'write memory'")
+        assert rc == 0 and "% " not in out, out + err
+        assert " description set-by-vtysh\n" in lab.exec(node, ["cat", "/etc/frr/frr.conf"]).stdout
         assert lab.exec(node, ["stat", "-c", "%U", "/etc/frr/frr.conf"]).stdout.strip() == "frr"
-    assert "set-by-netmiko" not in lab.exec(node, ["cat", "/etc/frr/frr.conf"]).stdout
+        far = _ip(inventory, "punakha-hq-rtr1")
+        assert _run(client, f"ping -c 2 -W 1 {far}")[0] == 0
+    assert "set-by-vtysh" not in lab.exec(node, ["cat", "/etc/frr/frr.conf"]).stdout
 
 
-def test_router_exec_channel_sftp_and_frr_reload(lab: Lab, inventory: Inventory) -> None:
+def test_router_frr_reload_through_the_roles_sudo_rules(lab: Lab, inventory: Inventory) -> None:
     lan_description = " description HQ LAN to punakha-hq-sw1 swp1\n"
+    user = inventory.devices[HQ].username
+    home = f"/home/{user}"
+    reload = "sudo -n /usr/lib/frr/frr-reload.py"
     with _frr_restored(lab, HQ), _ssh(lab, inventory, HQ) as client:
-        rc, running, _ = _run(client, "show running-config")
+        rc, running, _ = _run(client, "vtysh -c 'show running-config'")
         assert rc == 0 and f"hostname {HQ}\n" in running and lan_description in running
         running = running[running.index("frr version"):]
-        rc, _, err = _run(client, "sudo ls /")  # only frr-reload (and account) may run with sudo
-        assert rc != 0 and "only 'sudo frr-reload" in err
+        # the login has no general sudo any more: the role's rules are all it has
+        assert "sudo" not in _run(client, "id -nG")[1].split()
+        rc, _, err = _run(client, "sudo -n ls /")
+        assert rc != 0 and "password is required" in err
         candidate = running.replace(lan_description, " description replaced-by-reload\n")
         sftp = client.open_sftp()
         try:
-            sftp.putfo(io.BytesIO(candidate.encode()), "candidate.conf")
-            rc, out, _ = _run(client, "frr-reload --test candidate.conf")
+            assert oct(sftp.stat(f"{home}/.dzops").st_mode & 0o777) == "0o700"
+            sftp.putfo(io.BytesIO(candidate.encode()), f"{home}/.dzops/candidate.conf")
+            rc, out, _ = _run(client, f"{reload} --test {home}/.dzops/candidate.conf")
             assert rc == 0
             assert re.search(r"Lines To Add\s*=+\s*interface eth0\s+description replaced-by-reload", out), out
-            rc, out, err = _run(client, "sudo /usr/lib/frr/frr-reload.py --reload --stdout candidate.conf")
+            rc, out, err = _run(client, f"{reload} --reload --stdout {home}/.dzops/candidate.conf")
             assert rc == 0, out + err
-            assert " description replaced-by-reload\n" in _run(client, "show running-config")[1]
-            # rollback the driver's way: reload the saved running config, over the same channel
-            sftp.putfo(io.BytesIO(running.encode()), "rollback.conf")
-            rc, out, err = _run(client, "frr-reload --reload --stdout rollback.conf")
+            assert " description replaced-by-reload\n" in _run(client, "vtysh -c 'show running-config'")[1]
+            # rollback the driver's way: reload the saved running config from the other fixed file
+            sftp.putfo(io.BytesIO(running.encode()), f"{home}/.dzops/rollback.conf")
+            rc, out, err = _run(client, f"{reload} --reload --stdout {home}/.dzops/rollback.conf")
             assert rc == 0, out + err
-            assert lan_description in _run(client, "show running-config")[1]
+            assert lan_description in _run(client, "vtysh -c 'show running-config'")[1]
+            # any other file or argument is refused by sudo itself, before frr-reload runs
+            for words in ("--test candidate.conf", f"--test {home}/candidate.conf",
+                          f"--reload {home}/.dzops/candidate.conf"):
+                rc, _, err = _run(client, f"{reload} {words}")
+                assert rc != 0 and "password is required" in err, words
         finally:
-            for name in set(sftp.listdir(".")) & {"candidate.conf", "rollback.conf"}:
-                sftp.remove(name)
+            for name in set(sftp.listdir(f"{home}/.dzops")) & {"candidate.conf", "rollback.conf"}:
+                sftp.remove(f"{home}/.dzops/{name}")
             sftp.close()
     # the same tool as root at the console (out of band); --test changes nothing
     lab.exec(HQ, ["sh", "-c", "cat > /tmp/cand.conf"], input=candidate)

@@ -9,13 +9,38 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Credentials:
+    """How to log in to one device, read from the inventory the way Ansible reads it.
+
+    Keys come before passwords (the private key file, then ssh-agent, then the password), as with
+    OpenSSH; host keys are always checked against `known_hosts`.
+    """
+
     host: str  # inventory name, used in every message
-    address: str  # management address
-    username: str
-    password: str = field(repr=False)
+    address: str  # management address (ansible_host)
+    username: str  # ansible_user
+    password: str = field(default="", repr=False)  # ansible_password
     known_hosts: Path | None = None  # None: SSH connections are refused (host keys are always checked)
-    port: int = 22
+    port: int = 22  # ansible_port
     timeout: float = 15.0
+    key_file: Path | None = None  # ansible_ssh_private_key_file
+    use_agent: bool = False  # an ssh-agent is there to ask (SSH_AUTH_SOCK)
+    become: bool = False  # ansible_become
+    become_password: str = field(default="", repr=False)  # ansible_become_password
+    login: str = "shell"  # dzops_router_login: what the login lands in, `shell` or `vtysh`
+
+    @property
+    def sudo_password(self) -> str:
+        """What sudo is answered with: the become password, else the login password (sudo's default)."""
+        return self.become_password or self.password
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The name this device has in known_hosts (OpenSSH's `[addr]:port` form off port 22).
+
+        >>> Credentials("r", "10.0.0.1", "u").known_hosts_name, Credentials("r", "10.0.0.1", "u", port=2222).known_hosts_name
+        ('10.0.0.1', '[10.0.0.1]:2222')
+        """
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
 
 
 @dataclass(frozen=True)

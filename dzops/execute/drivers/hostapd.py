@@ -12,7 +12,7 @@ Procedure (measured on the lab's hostapd 2.10, see `dzops.lab.routers`):
 - restart = validate: stop with start-stop-daemon (waits until the ctrl sockets are gone), start
   with `hostapd -B`; exit status 1 and `Line N: ...` mean hostapd refused the files.
 
-SSH session handling (host-key policy, error classification, bounded channels) is the FRR driver's.
+SSH session handling (host-key policy, error classification, bounded channels) is dzops.execute.ssh's.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from dzops.exceptions import ConnectionFailed, DeviceError
+from dzops.exceptions import DeviceError
 from dzops.execute.drivers.base import Credentials
-from dzops.execute.drivers.frr import Driver as _SshSession
+from dzops.execute.ssh import Session
 
 PIDFILE = "/run/hostapd.pid"
 CTRL_DIR = "/run/hostapd"
@@ -168,29 +168,29 @@ def parse_state(output: str) -> ApState:
     return state
 
 
-class Driver(_SshSession):
+class Driver:
     """A hostapd AP (files + one hostapd process) behind SSH with sudo."""
 
-    def __init__(self, credentials: Credentials, **options: Any) -> None:
-        super().__init__(credentials, **options)
+    def __init__(self, credentials: Credentials, **_options: Any) -> None:
+        self.credentials = credentials
+        self.session = Session(credentials)
+
+    def open(self) -> None:
+        self.session.open()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Driver:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, command: str, stdin: str | None = None, timeout: float = 120) -> tuple[int, str, str]:
         """One exec channel; stdin (if any) is sent and closed. Returns (status, stdout, stderr)."""
-        if self._client is None:
-            raise DeviceError(self.credentials.host, "not connected")
-        import paramiko
-
-        try:
-            with self._channels:
-                chan_in, stdout, stderr = self._client.exec_command(command, timeout=timeout)
-                if stdin is not None:
-                    chan_in.write(stdin)
-                chan_in.channel.shutdown_write()
-                out = stdout.read().decode(errors="replace")
-                err = stderr.read().decode(errors="replace")
-                return stdout.channel.recv_exit_status(), out, err
-        except (TimeoutError, OSError, paramiko.SSHException) as exc:
-            raise ConnectionFailed(self.credentials.host, f"command failed on the SSH connection: {exc}") from None
+        return self.session.run(command, stdin=stdin, timeout=timeout)
 
     def sudo_script(self, script: str, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
         argv = ["sudo", "-n", "sh", "-c", script, "dzops", *args]

@@ -135,8 +135,10 @@ class Driver:
             "device_type": "cisco_ios", "host": c.address, "port": c.port, "username": c.username,
             "password": c.password, "secret": self._secret, "conn_timeout": c.timeout,
             "auth_timeout": c.timeout, "banner_timeout": c.timeout,
-            # Never try local keys or an agent: the inventory's password is the only credential.
-            "use_keys": False, "allow_agent": False,
+            # The inventory's key file and an ssh-agent (keys before the password, as Ansible does);
+            # never whatever keys happen to be in ~/.ssh of whoever runs dzops.
+            "use_keys": c.key_file is not None, "key_file": str(c.key_file) if c.key_file else None,
+            "allow_agent": c.use_agent,
         }
         # Only the project's known_hosts counts; ~/.ssh/known_hosts of whoever runs dzops does not.
         params.update(ssh_strict=True, system_host_keys=False, alt_host_keys=True, alt_key_file=str(c.known_hosts))
@@ -158,8 +160,9 @@ class Driver:
             raise AuthenticationFailed(c.host, f"login as {c.username} refused") from exc
         except NetmikoTimeoutException as exc:
             if any(text in str(exc) for text in HOST_KEY_TEXTS):
-                raise HostKeyMismatch(c.host, f"SSH host key of {c.address}:{c.port} is unknown or changed "
-                                              f"(checked against {c.known_hosts})") from exc
+                from dzops.execute.ssh import host_key_error
+
+                raise host_key_error(c) from None  # names both fingerprints, as every driver does
             raise ConnectionFailed(c.host, f"no SSH session with {c.address}:{c.port}: "
                                            f"{str(exc).strip().splitlines()[0]}") from exc
         except (OSError, EOFError) as exc:
