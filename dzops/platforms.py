@@ -45,16 +45,16 @@ PLATFORMS: dict[str, Platform] = {
         # No NAPALM driver exists for FRR; frr-reload.py gives it a real replace (no commit-confirm).
         Platform("frr", ("routers",), "frr", "cisco_ios", "frr", "router",
                  config_replace=True, getters=frozenset({"get_config"})),
-        Platform("cumulus", ("switches",), "cumulus", "linux", "linux", "switch",
-                 config_merge=True, getters=frozenset({"get_config"})),
+        # Cumulus switch ports are set with `bridge vlan` commands, not by merging config lines.
+        Platform("cumulus", ("switches",), "cumulus", "linux", "linux", "switch", getters=frozenset({"get_config"})),
         # NAPALM ios: replace and commit-confirm need `archive` on the router (configure replace,
         # `configure replace ... revert timer N`); the candidate travels by SCP.
-        Platform("ios", ("routers", "switches", "access_points"), "ios", "cisco_ios", "ios", None,
+        Platform("ios", ("routers", "switches", "access_points"), "napalm", "cisco_ios", "ios", None,
                  config_replace=True, config_merge=True, commit_confirm=True, getters=NAPALM_GETTERS,
                  napalm_driver="ios"),
         # napalm-ros refuses revert_in with a replace (reset-configuration removes its scheduler job):
         # a RouterOS replace is committed, verified and, when verification fails, rolled back.
-        Platform("routeros", ("routers", "switches", "access_points"), "routeros", "mikrotik_routeros",
+        Platform("routeros", ("routers", "switches", "access_points"), "napalm", "mikrotik_routeros",
                  "routeros", None, config_replace=True, config_merge=True, commit_confirm=False,
                  getters=NAPALM_GETTERS, napalm_driver="ros"),
         Platform("eos", ("routers", "switches"), "napalm", "arista_eos", "eos", None,
@@ -67,8 +67,8 @@ PLATFORMS: dict[str, Platform] = {
         Platform("junos", ("routers", "switches"), "napalm", "juniper_junos", "junos", None,
                  config_replace=True, config_merge=True, commit_confirm=True, getters=NAPALM_GETTERS,
                  napalm_driver="junos"),
-        Platform("hostapd", ("access_points",), "hostapd", "linux", "hostapd", "ap",
-                 config_replace=True, getters=frozenset({"get_config"})),
+        # hostapd APs are configured by whole files (dzops.execute.ap), not by a config replace.
+        Platform("hostapd", ("access_points",), "hostapd", "linux", "hostapd", "ap", getters=frozenset({"get_config"})),
         Platform("debian", ("servers",), "linux", None, "linux", "server"),
         Platform("ubuntu", ("servers",), "linux", None, "linux", None),
         Platform("rhel", ("servers",), "linux", None, "linux", None),

@@ -130,8 +130,12 @@ def test_rendered_wan_config_lands_in_running_config(fake_ios: int) -> None:
 # --- the driver -----------------------------------------------------------------------------------
 
 
-def test_driver_is_what_driver_for_returns(fake_ios: int) -> None:
-    assert isinstance(driver_for("ios", credentials(fake_ios)), Driver)
+def test_driver_for_ios_is_the_napalm_adapter_now(fake_ios: int) -> None:
+    """IOS goes through NAPALM (dzops.execute.drivers.napalm); this merge driver is no longer registered."""
+    from dzops.execute.drivers.napalm import Driver as NapalmDriver
+
+    driver = driver_for("ios", credentials(fake_ios))
+    assert isinstance(driver, NapalmDriver) and not isinstance(driver, Driver)
 
 
 def test_open_enables_and_get_config_strips_preamble(fake_ios: int) -> None:

@@ -101,3 +101,15 @@ def test_an_operation_the_platform_lacks_is_refused_before_the_device_is_opened(
     with pytest.raises(DeviceError, match="sw1: platform nxos_ssh has no commit-confirm"):
         driver.commit_replace("hostname sw1\n", revert_in=300)
     assert driver.device is None
+
+
+@pytest.mark.parametrize("platform", sorted(name for name, row in PLATFORMS.items() if row.netmiko_device_type))
+def test_every_registered_driver_has_what_its_row_promises(platform: str) -> None:
+    """driver_for checks each class against its row; every network platform's must pass."""
+    from dzops.execute.drivers import driver_for
+
+    known = Credentials("r1", "192.0.2.1", "dzops", "x")
+    driver = driver_for(platform, known)
+    assert missing_methods(type(driver), platform) == []
+    if PLATFORMS[platform].napalm_driver:
+        assert isinstance(driver, Driver) and driver.platform == platform

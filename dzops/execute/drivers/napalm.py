@@ -181,7 +181,8 @@ class Driver:
         self.credentials = credentials
         self.platform = platform
         self.napalm_name = row.napalm_driver
-        self._secret = secret if secret is not None else credentials.password
+        # Ansible's become password is the enable secret of a network device; else the login password.
+        self._secret = secret if secret is not None else (getattr(credentials, "become_password", "") or credentials.password)
         self._optional_args = dict(optional_args or {})
         self._api_tls = api_tls
         self._insecure_identity = insecure_identity
