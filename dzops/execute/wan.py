@@ -4,6 +4,12 @@ Nothing is changed on any device until every end of a link has answered and show
 interface exists. A link whose verification fails is removed again from both ends: a router whose
 only changes were failed links gets its saved running config back exactly.
 
+A link with an end whose platform cannot take a config replace (or has no WAN templates) is
+refused before any device is touched, both ends alike (`dzops.platforms.refusal`). On platforms
+with commit-confirm (NAPALM's IOS, EOS, Junos) the replace is committed with a revert timer and
+confirmed only once every link on that device verified or was taken off again: a device that
+loses its management path on the way reverts by itself.
+
 Results are checked, never assumed. frr-reload keeps going after a line the daemon rejects and
 writes what it managed, so after every apply the running config is read back and compared with the
 candidate: an end that did not take the whole candidate failed, and every end on which an apply
@@ -19,6 +25,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dzops.exceptions import ConnectionFailed, DeviceError
 from dzops.execute.drivers import driver_for
@@ -47,6 +54,7 @@ class _Session:
     undone: bool = False  # rolled back and read back equal to its target
     undo_error: str | None = None  # the rollback failed: why, and what is left
     left: tuple[str, ...] = ()  # lines still separating the device from its rollback target
+    pending: bool = False  # committed with a revert timer, not confirmed yet
 
 
 def remaining(driver: NetworkDriver, target: str) -> ConfigDiff:
@@ -86,15 +94,22 @@ class WanRun:
         self.progress = progress or (lambda _subject, _message: None)
         self.sessions: dict[str, _Session] = {}
         self.results = {name: LinkResult(link=name) for name in scope}
+        self.refused: set[str] = set()  # links with an end no driver can apply: never touched
+        # Seconds before an unconfirmed commit reverts: verification's bound plus room for the undo,
+        # in whole minutes (IOS and Junos count minutes).
+        self.revert_in = max(120, -(-int(verify_timeout + 120) // 60) * 60)
 
     # -- phases -------------------------------------------------------------------------------
     def run(self) -> list[LinkResult]:
         hosts = sorted({end.host for name in self.scope
                         for end in (self.inventory.wan_link(name).a, self.inventory.wan_link(name).b)})
         self.sessions = {h: _Session(h) for h in hosts}
+        self.refused = self._refuse_incapable()
+        needed = sorted({end.host for name in self.scope if name not in self.refused
+                         for end in (self.inventory.wan_link(name).a, self.inventory.wan_link(name).b)})
         try:
-            fan_out(self._connect, hosts)
-            excluded = self._preflight()
+            fan_out(self._connect, needed)
+            excluded = self._preflight() | self.refused
             plan = plan_wan(self.inventory, self.scope, exclude=excluded, running=self._saved())
             self._unsupported(plan)
             fan_out(lambda h: self._apply(h, plan), plan.hosts())
@@ -103,6 +118,7 @@ class WanRun:
                 failed = self._verify(plan)
                 if failed:
                     self._undo(plan, failed)
+                self._confirm(plan)
         finally:
             fan_out(self._close, hosts)
         return [self.results[name] for name in self.scope]
@@ -123,10 +139,33 @@ class WanRun:
         except DeviceError as exc:
             session.error = str(exc)
 
+    def _refuse_incapable(self) -> set[str]:
+        """Links with an end whose platform cannot take a replace of its WAN side; nothing is connected to."""
+        from dzops.plan.candidates import CANDIDATE_PLATFORMS
+        from dzops.platforms import PLATFORMS, refusal
+
+        refused: set[str] = set()
+        for name in self.scope:
+            link = self.inventory.wan_link(name)
+            for end in (link.a, link.b):
+                platform = self.inventory.devices[end.host].platform
+                line = refusal(platform, "config_replace", host=end.host)
+                if line is None and PLATFORMS[platform].config_syntax != "frr" and platform not in CANDIDATE_PLATFORMS:
+                    line = f"{end.host}: platform {platform} has no WAN templates: refused before connecting"
+                if line:
+                    result = self.results[name]
+                    result.status, result.error, result.failed_check = "failed", line, "platform capability"
+                    refused.add(name)
+                    self.progress(name, f"skipped: {line}")
+                    break
+        return refused
+
     def _preflight(self) -> set[str]:
         """Links that cannot be provisioned because an end is unreachable or lacks its interface."""
         excluded: set[str] = set()
         for name in self.scope:
+            if name in self.refused:
+                continue  # refused before connecting: its ends may never have been opened
             link = self.inventory.wan_link(name)
             result = self.results[name]
             for end in (link.a, link.b):
@@ -176,7 +215,7 @@ class WanRun:
                 session.diff = session.driver.compare_config(candidate)
             else:
                 session.attempted = True  # from here on the device may change, even if the call fails
-                session.diff = session.driver.load_replace_candidate(candidate)
+                session.diff = self._replace(session, candidate)
                 if not session.diff.empty:
                     rest = remaining(session.driver, candidate)
                     if not rest.empty:
@@ -190,6 +229,39 @@ class WanRun:
             if session.attempted:
                 session.diff = self._applied_so_far(session)
             self.progress(host, f"failed: {exc}")
+
+    def _replace(self, session: _Session, candidate: str) -> ConfigDiff:
+        """Replace with a revert timer where the platform has commit-confirm, else a plain replace."""
+        from dzops.platforms import PLATFORMS
+
+        driver: Any = session.driver
+        if PLATFORMS[self.inventory.devices[session.host].platform].commit_confirm and hasattr(driver, "commit_replace"):
+            diff: ConfigDiff = driver.commit_replace(candidate, self.revert_in)
+            session.pending = not diff.empty
+            return diff
+        return driver.load_replace_candidate(candidate)
+
+    def _confirm(self, plan: WanPlan) -> None:
+        """Confirm every commit still pending: its links verified, or were taken off again by a plain replace."""
+        def confirm(host: str) -> None:
+            session = self.sessions[host]
+            driver: Any = session.driver
+            if not session.pending or driver is None:
+                return
+            try:
+                driver.confirm_commit()
+                session.pending = False
+                self.progress(host, "commit confirmed")
+            except DeviceError as exc:
+                # Unconfirmed, the device reverts by itself when the timer runs out: its links are not in place.
+                reason = f"{host}: commit not confirmed ({exc}); the device reverts within {self.revert_in} s"
+                self.progress(host, reason)
+                for name in plan.scope:
+                    if any(e.link == name for e in plan.ends.get(host, [])) and self.results[name].status != "rolled_back":
+                        self.results[name].status, self.results[name].error = "failed", reason
+                        self.results[name].verified = False
+
+        fan_out(confirm, sorted(h for h, s in self.sessions.items() if s.pending))
 
     @staticmethod
     def _applied_so_far(session: _Session) -> ConfigDiff:
@@ -308,9 +380,15 @@ class WanRun:
             what = "its config without the failed link(s)" if partial else "its saved config"
             try:
                 if partial:
+                    if session.pending:
+                        # A replace cannot start while a commit waits for confirmation: keep the verified
+                        # links (confirm), then take the failed ones off with a plain replace.
+                        driver.confirm_commit()
+                        session.pending = False
                     driver.load_replace_candidate(target)
                 else:
-                    driver.rollback(session.saved)
+                    driver.rollback(session.saved)  # NAPALM: a pending commit-confirm is reverted now
+                    session.pending = False
             except DeviceError as exc:
                 session.undo_error = f"rollback to {what} failed: {exc}"
             try:
@@ -375,11 +453,17 @@ class WanRun:
 
 
 def _interface_up(driver: NetworkDriver, ifname: str) -> bool:
+    own = getattr(driver, "interface_up", None)
+    if own is not None:  # NAPALM platforms: from get_interfaces, whatever the OS prints
+        return bool(own(ifname))
     out = driver.cli([f"show interface {ifname}"])[f"show interface {ifname}"]
     return "is up" in out.splitlines()[0] if out else False
 
 
 def _ospf_full(driver: NetworkDriver, far_address: str) -> bool:
+    own = getattr(driver, "ospf_full", None)
+    if own is not None:  # NAPALM platforms: each OS's own neighbour listing
+        return bool(own(far_address))
     out = driver.cli(["show ip ospf neighbor"])["show ip ospf neighbor"]
     return any(far_address in line.split() and "Full" in line for line in out.splitlines())
 
@@ -412,6 +496,9 @@ def next_hops(show_route: str) -> set[str]:
 
 
 def _route_via(driver: NetworkDriver, prefix: str, via: str) -> bool:
+    own = getattr(driver, "route_via", None)
+    if own is not None:
+        return bool(own(prefix, via))
     out = driver.cli([f"show ip route {prefix}"])[f"show ip route {prefix}"]
     return via in next_hops(out)
 

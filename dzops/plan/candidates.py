@@ -32,6 +32,7 @@ from dzops.plan.users import Account, managed_logins, plan_users, ssh_key_parts
 from dzops.plan.vendor import OSPF_PROCESS, ROUTEROS_OSPF_INSTANCE, routeros_area_name
 from dzops.plan.wan import REFERENCE_BANDWIDTH_MBPS, WanEnd, wan_ends
 
+CANDIDATE_PLATFORMS = ("ios", "routeros")  # platforms with whole-candidate templates here
 Part = Literal["wan", "users", "ap"]
 PARTS_BY_FUNCTION: dict[str, frozenset[Part]] = {
     "routers": frozenset({"wan", "users"}), "switches": frozenset({"users"}),

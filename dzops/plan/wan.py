@@ -242,4 +242,13 @@ def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozens
         for host in sorted(hosts)
         if PLATFORMS[inventory.devices[host].platform].config_syntax == "frr"
     }
+    # NAPALM platforms (IOS, RouterOS): the whole candidate is built on the running config, whose
+    # parts the inventory does not describe it keeps; a link not active here is not owned, so its
+    # interface stays as it runs. Without the running config (not read) there is no candidate.
+    from dzops.plan.candidates import CANDIDATE_PLATFORMS, candidate
+
+    for host in sorted(hosts):
+        device = inventory.devices[host]
+        if device.platform in CANDIDATE_PLATFORMS and running and host in running:
+            candidates[host] = candidate(inventory, device, running[host], ends.get(host, []), parts=["wan"])
     return WanPlan(scope=tuple(active_scope), allocation=allocation, ends=ends, candidates=candidates)
