@@ -14,8 +14,9 @@ FRR routers on a shell login answer with the stock programs (the access role put
 `_lldpd`, `frrvty` and `frr`); a vtysh-only login answers vtysh commands only, so its interfaces
 come from `show interface json` and it has no LLDP or uptime to give.
 
-Devices of platforms without a discovery recipe here (IOS, RouterOS: no device to test against)
-are results with status "skipped", never errors. Failures are data (`DeviceDiscovery.status`).
+NAPALM platforms (IOS, RouterOS, EOS, NX-OS, Junos) answer through NAPALM's getters
+(`discover_napalm`): get_facts, get_interfaces, get_interfaces_ip, get_lldp_neighbors_detail.
+Devices of platforms without any recipe are results with status "skipped", never errors. Failures are data (`DeviceDiscovery.status`).
 """
 
 from __future__ import annotations
@@ -277,7 +278,52 @@ def _recipe(device: Device) -> tuple[str, dict[str, str]] | None:
     return None
 
 
+def discover_napalm(inventory: Inventory, device: Device) -> DeviceDiscovery:
+    """A NAPALM platform's discovery from its getters (facts, interfaces and addresses, LLDP neighbours).
+
+    The getters the platform row lacks are not asked (`dzops.platforms.supports`); one that fails is a
+    warning, like a command that fails on an FRR router.
+    """
+    from dzops.execute.drivers import driver_for
+    from dzops.execute.drivers.napalm import discovery_facts, discovery_interfaces, discovery_lldp
+    from dzops.platforms import supports
+
+    result = DeviceDiscovery(host=device.name)
+    driver: Any = driver_for(device.platform, credentials(inventory, device))
+    try:
+        driver.open()
+    except ConnectionFailed as exc:
+        result.status, result.error = "unreachable", str(exc)
+        return result
+    except DeviceError as exc:
+        result.status, result.error = "failed", str(exc)
+        return result
+    answers: dict[str, Any] = {}
+    try:
+        for getter in ("get_facts", "get_interfaces", "get_interfaces_ip", "get_lldp_neighbors_detail"):
+            if supports(device.platform, getter):  # type: ignore[arg-type]
+                try:
+                    answers[getter] = getattr(driver, getter)()
+                except DeviceError as exc:
+                    result.warnings.append(str(exc))
+    finally:
+        driver.close()
+    if "get_interfaces" not in answers and "get_interfaces_ip" not in answers:
+        result.status, result.error = "failed", result.warnings[0] if result.warnings else "no answer"
+        return result
+    interfaces = discovery_interfaces(answers.get("get_interfaces", {}), answers.get("get_interfaces_ip", {}))
+    result.interfaces = {name: InterfaceState(name, up, addresses, mac) for name, (up, addresses, mac) in interfaces.items()}
+    result.lldp = [LldpNeighbor(local, system, port)
+                   for local, system, port in discovery_lldp(answers.get("get_lldp_neighbors_detail", {}))]
+    result.facts = discovery_facts(answers.get("get_facts", {}))
+    result.facts["model"] = result.facts.get("model") or device.model
+    return result
+
+
 def discover_device(inventory: Inventory, device: Device) -> DeviceDiscovery:
+    platform_row = PLATFORMS.get(device.platform)
+    if platform_row is not None and platform_row.napalm_driver is not None:
+        return discover_napalm(inventory, device)
     result = DeviceDiscovery(host=device.name)
     recipe = _recipe(device)
     if recipe is None:

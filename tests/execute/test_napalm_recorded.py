@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +319,38 @@ def test_discovery_shapes_from_recorded_getter_output(platform: str) -> None:
         assert ("ether3", "sw", "ether1") in lldp
         assert all(addresses for _, addresses, _ in interfaces.values())
         assert facts["vendor"] == "MikroTik" and facts["uptime_seconds"] == 90
+
+
+def test_ios_discovery_through_napalm_getters_on_recorded_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """discover on an IOS device: NAPALM's getters replayed from one recorded router's outputs.
+
+    `show interfaces` (get_interfaces) is not among the recordings: that getter fails for the device,
+    is kept as a warning, and discovery goes on with the others, as it does for a command on FRR.
+    """
+    import shutil
+
+    import dzops.execute.drivers as drivers
+    from dzops.execute.discover import discover_device
+    from dzops.inventory.loader import load_inventory
+
+    case = tmp_path / "ios-router"
+    case.mkdir()
+    for getter in ("get_facts", "get_interfaces_ip", "get_lldp_neighbors_detail"):
+        for path in (FIXTURES / "ios" / getter).glob("*.txt"):
+            shutil.copy(path, case / path.name)
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    real = drivers.driver_for
+
+    def driver_for(platform: str, creds: Credentials, **options: Any) -> Any:
+        return real(platform, replace(creds, known_hosts=known), napalm_class=replaying_ios(case), **options)
+
+    monkeypatch.setattr(drivers, "driver_for", driver_for)
+    inventory = load_inventory(Path(__file__).resolve().parents[2] / "inventory")
+    router = next(d for d in inventory.devices.values() if d.function == "routers")
+    found = discover_device(inventory, router.model_copy(update={"platform": "ios"}))
+    assert found.status == "ok", found.error
+    assert [(n.interface, n.system, n.port) for n in found.lldp] == [("FastEthernet4", "twb-sf-hpsw1", "15")]
+    assert found.interfaces["Vlan20"].addresses == ["172.29.50.3/27", "2002::1/64"]
+    assert found.facts["vendor"] == "Cisco" and found.facts["os_version"]
+    assert any("get_interfaces failed" in w for w in found.warnings)
