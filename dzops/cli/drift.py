@@ -124,6 +124,8 @@ def drift(
     baselines = sorted({commit_time(repo, base) for base in by_base} | (
         {commit_time(repo, commit.previous)} if commit.previous else set()))
 
+    from dzops.plan.candidates import CANDIDATE_PLATFORMS
+
     notes = []
     devices: list[report.DeviceReport] = []
     ap_supported = True
@@ -135,6 +137,10 @@ def drift(
             entry.findings.append(report.unreachable_finding(b.host, b.site, b.status, b.error))
         elif b.diff is not None:
             finding = report.intended_finding(b.host, b.site, b.diff.remove, b.diff.add, "frr", secrets)
+            if finding:
+                entry.findings.append(finding)
+        elif device.platform in CANDIDATE_PLATFORMS and "running-config" in b.files:
+            finding = report.candidate_finding(inventory, b.host, b.site, b.files["running-config"], b.syntax, secrets)
             if finding:
                 entry.findings.append(finding)
         elif device.function == "access_points":

@@ -155,6 +155,38 @@ def intended_finding(host: str, site: str, remove: tuple[str, ...], add: tuple[s
                    detail="\n".join(commands), commands=tuple(commands))
 
 
+def candidate_finding(inventory: Any, host: str, site: str, running: str, syntax: str,
+                      secrets: Iterable[str] = ()) -> Finding | None:
+    """Drift of a NAPALM-platform device (IOS, RouterOS) from its backup, never connecting anywhere.
+
+    `running` is the backup as stored (already scrubbed). The whole intended candidate is built on
+    it and scrubbed the same way, so a secret compares as `<removed>` on both sides: a secret that
+    differs is not seen here, and none is ever shown. IOS: the commands hier_config computes (real
+    `no` lines, in order); RouterOS: the export lines to remove and to add.
+    """
+    from dzops.plan.candidates import candidate, ros_export_lines
+    from dzops.plan.remediation import count_changes, hier_remediation
+
+    device = inventory.devices[host]
+    intended = scrub(candidate(inventory, device, running), syntax, secrets)
+    if syntax == "ios":
+        commands = hier_remediation(running, intended)
+        if not commands:
+            return None
+        commands = _scrub_commands(commands, syntax, list(secrets))
+        removals, additions = count_changes(commands)
+        return Finding(host=host, site=site, kind="intended",
+                       title=f"running config differs from intended: {removals} line(s) to remove, {additions} to add",
+                       detail="\n".join(commands), commands=tuple(commands))
+    have, want = set(ros_export_lines(running)), set(ros_export_lines(intended))
+    if have == want:
+        return None
+    lines = [f"- {line}" for line in sorted(have - want)] + [f"+ {line}" for line in sorted(want - have)]
+    return Finding(host=host, site=site, kind="intended",
+                   title=f"running config differs from intended: {len(have - want)} line(s) to remove, "
+                         f"{len(want - have)} to add", detail="\n".join(lines))
+
+
 def file_diff(path: str, intended: str, running: str) -> str:
     """A unified diff from the running file to the intended one (what restoring it changes).
 

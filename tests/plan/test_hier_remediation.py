@@ -270,3 +270,28 @@ def test_a_wan_only_routeros_candidate_keeps_accounts() -> None:
     users_only = routeros_candidate(sample(), vendor_router("routeros"), running, accounts=STAFF, parts=["users"])
     assert '/user add name="sonam" group=full' not in users_only.splitlines()
     assert '/ip address add address=1.1.1.1/24 interface=ether1 comment="some comment with spaces"' in users_only.splitlines()
+
+
+# --- drift of a NAPALM device, from its (scrubbed) backup ------------------------------------------------
+
+@pytest.mark.parametrize("platform", ["ios", "routeros"])
+def test_drift_finding_from_a_scrubbed_backup_shows_no_secret_and_settles(platform: str) -> None:
+    from dzops.report.drift import candidate_finding
+    from dzops.report.scrub import scrub
+
+    device = vendor_router(platform)
+    inventory = sample().model_copy(update={"devices": sample().devices | {device.name: device}})
+    running = scrub(RECORDED_IOS if platform == "ios" else RECORDED_ROS, platform)
+    finding = candidate_finding(inventory, device.name, device.site, running, platform)
+    assert finding is not None and finding.kind == "intended"
+    assert "cisco" not in finding.detail.replace("cisco-", "")  # the recorded router's passwords never show
+    if platform == "ios":
+        assert finding.commands[0] == "configure terminal" and f"hostname {device.name}" in finding.commands
+        assert " no network 10.1.1.0 0.0.0.255 area 0" in finding.commands
+    else:
+        assert f"+ /system identity set name={device.name}" in finding.detail.splitlines()
+    # Once the device runs its candidate, drift finds nothing.
+    from dzops.plan.candidates import candidate
+
+    settled = scrub(candidate(inventory, device, running), platform)
+    assert candidate_finding(inventory, device.name, device.site, settled, platform) is None
