@@ -5,7 +5,10 @@
 - FRR routers: `sudo -n /usr/local/lib/dzops/account list|present|absent ...`, the audited helper
   roles/dz_router_access installs (its sudoers drop-in allows exactly that), one SSH connection per
   router, host keys checked.
-- Cisco IOS and RouterOS: rendered only (no account driver yet): `--check --diff` shows the lines.
+- Cisco IOS and RouterOS: through NAPALM (dzops.execute.drivers.napalm): the whole candidate with
+  the inventory's accounts in place of the running ones (everything else kept as it runs),
+  load_replace_candidate, compare (`--check`), commit with commit-confirm where the platform has it,
+  verified with get_users (present logins there, offboarded ones gone), then confirmed or rolled back.
 - Other platforms (Cumulus switches, hostapd APs): reported as skipped.
 """
 
@@ -29,7 +32,6 @@ from dzops.plan.users import (
     plan_users,
     role_vars,
     service_logins,
-    vendor_user_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,70 @@ def _frr_apply(inventory: Inventory, host: str, accounts: list[Account], check: 
     return result
 
 
+# --- Cisco IOS and RouterOS (NAPALM) ---------------------------------------------------------------
+
+
+def users_verified(found: dict[str, Any], accounts: list[Account]) -> str | None:
+    """None when get_users shows every present login and no absent one, else what is wrong.
+
+    >>> users_verified({"karma": {}}, [Account("karma", "present"), Account("sonam", "absent")]) is None
+    True
+    >>> users_verified({"sonam": {}}, [Account("karma", "present"), Account("sonam", "absent")])
+    'karma missing; sonam still there'
+    """
+    problems = [f"{a.login} missing" for a in accounts if a.state == "present" and a.login not in found]
+    problems += [f"{a.login} still there" for a in accounts if a.state == "absent" and a.login in found]
+    return "; ".join(problems) or None
+
+
+def _vendor_apply(inventory: Inventory, host: str, accounts: list[Account], check: bool) -> HostResult:
+    from dzops.execute.drivers import driver_for
+    from dzops.execute.ssh import credentials
+    from dzops.plan.candidates import candidate
+    from dzops.platforms import refusal
+    from dzops.scrub import scrub_secrets, syntax_for
+
+    device = inventory.devices[host]
+    refused = refusal(device.platform, "config_replace", host=host) or refusal(device.platform, "get_users", host=host)
+    if refused:
+        return HostResult(host=host, status="failed", error=refused)
+    result = HostResult(host=host, data={"accounts": {}})
+    driver: Any = driver_for(device.platform, credentials(inventory, device))
+    try:
+        driver.open()
+    except DeviceError as exc:
+        return HostResult(host=host, status="unreachable" if isinstance(exc, ConnectionFailed) else "failed",
+                          error=str(exc))
+    try:
+        before = driver.get_users()
+        intended = candidate(inventory, device, driver.get_config(), accounts=accounts, parts=["users"])
+        actions: dict[str, str] = result.data["accounts"]
+        for account in accounts:
+            there = account.login in before
+            if account.state == "absent" and there:
+                actions[account.login] = "would remove" if check else "removed"
+            elif account.state == "present":
+                actions[account.login] = ("would create" if check else "created") if not there else "present"
+        if check:
+            diff = driver.compare_config(intended)
+        else:
+            outcome = driver.apply(intended, verify=lambda: users_verified(driver.get_users(), accounts))
+            diff = outcome.diff
+            if outcome.rolled_back:
+                result.status, result.error = "failed", f"{host}: accounts not as intended ({outcome.reason}): rolled back"
+                actions.update({login: "rolled back" for login, action in actions.items() if action != "present"})
+        # The candidate carries secret hashes: what leaves here is scrubbed as the platform's config.
+        result.diff = scrub_secrets(diff.text(), syntax_for(device.platform))
+        result.changed = not diff.empty and result.status == "ok"
+        if result.changed:
+            result.status = "changed"
+    except DeviceError as exc:
+        result.status, result.error = ("unreachable" if isinstance(exc, ConnectionFailed) else "failed"), str(exc)
+    finally:
+        driver.close()
+    return result
+
+
 # --- Linux hosts (ansible-runner) ----------------------------------------------------------------
 
 
@@ -231,11 +297,9 @@ def apply_users(inventory: Inventory, hosts: list[str], *, check: bool = False,
     progress("frr", f"{len(kinds['frr'])} router(s) over SSH")
     results.update({r.host: r for r in fan_out(
         lambda h: _frr_apply(inventory, h, plan[h], check), kinds["frr"])})
-    for host in kinds["vendor"]:
-        lines = vendor_user_lines(inventory.devices[host].platform, plan[host])
-        results[host] = HostResult(host=host, status="skipped", diff="\n".join(lines),
-                                   error=f"no account driver for {inventory.devices[host].platform} yet: "
-                                         "the lines are rendered only")
+    progress("vendor", f"{len(kinds['vendor'])} device(s) through NAPALM")
+    results.update({r.host: r for r in fan_out(
+        lambda h: _vendor_apply(inventory, h, plan[h], check), kinds["vendor"])})
     for host in kinds["other"]:
         results[host] = HostResult(host=host, status="skipped",
                                    error=f"accounts on platform {inventory.devices[host].platform} are not managed")
