@@ -104,6 +104,39 @@ def table(syntax: str) -> Table:
     )
 
 
+def rules_document(syntax: str) -> dict[str, Any]:
+    """A syntax's table as plain data, for a masking filter outside dzops to apply the same way.
+
+    roles/dz_router_access ships `rules_json("frr")` so a router's read-only shell masks exactly
+    what dzops masks (no second rule set); a test keeps the shipped file equal to this.
+
+    >>> doc = rules_document("frr")
+    >>> doc["marker"], doc["flags"], "ospf-authentication-key" in [r["name"] for r in doc["rules"]]
+    ('<removed>', 'IGNORECASE', True)
+    """
+    families = scrub_rules.PLATFORM_FAMILIES[syntax]
+    return {
+        "generated_by": f"dzops.scrub.rules_json({syntax!r}): do not edit, regenerate",
+        "syntax": syntax,
+        "marker": MARKER,
+        "flags": "IGNORECASE",  # rules, skip and trigger; header, diff mark and private key are case-sensitive
+        "trigger": scrub_rules.TRIGGER,
+        "header": scrub_rules.BLOCK_HEADER.get(syntax, scrub_rules.BLOCK_HEADER["default"]),
+        "diff_mark": _DIFF_MARK.pattern,
+        "private_key": _PRIVATE_KEY.pattern,
+        "skip": [scrub_rules.SKIP_LINES[f] for f in families if f in scrub_rules.SKIP_LINES],
+        "rules": [{"name": s.name, "regex": s.regex, "within": s.within}
+                  for f in families for s in scrub_rules.FAMILY_RULES[f]],
+    }
+
+
+def rules_json(syntax: str) -> str:
+    """`rules_document` as the file a filter reads (stable order, one trailing newline)."""
+    import json
+
+    return json.dumps(rules_document(syntax), indent=1) + "\n"
+
+
 def syntax_for(platform: str | None) -> str:
     """The scrub table for a platform name of the inventory (or a config syntax name).
 
