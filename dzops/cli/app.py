@@ -20,6 +20,7 @@ from dzops.cli import diagram as diagram_cmd
 from dzops.cli import docs as docs_cmd
 from dzops.cli import doctor as doctor_cmd
 from dzops.cli import drift as drift_cmd
+from dzops.cli import health as health_cmd
 from dzops.cli import inventory as inventory_cmd
 from dzops.cli import lab as lab_cmd
 from dzops.cli import onboard as onboard_cmd
@@ -64,6 +65,7 @@ app = DzopsTyper(
 app.add_typer(inventory_cmd.app, name="inventory", rich_help_panel="Keep the inventory right")
 app.add_typer(lab_cmd.app, name="lab", rich_help_panel="Rehearse on a copy of the Dzongkhag")
 app.command("provision-wan", rich_help_panel="Keep the WAN up")(provision_wan_cmd.provision_wan)
+app.add_typer(health_cmd.app, name="health", rich_help_panel="Keep the WAN up")
 app.command("provision-ap", rich_help_panel="Configure access points")(provision_ap_cmd.provision_ap)
 app.command("patch", rich_help_panel="Keep servers patched")(patch_cmd.patch)
 app.add_typer(user_cmd.app, name="user", rich_help_panel="Staff accounts everywhere")

@@ -73,6 +73,14 @@ CONTRACT: dict[str, dict[str, str | None]] = {
                        json="it prints the scrubbed text as it is, ready to paste"),
     # --check scans and shows each host key and what would be trusted; writes and prepares nothing.
     "onboard": _refusing(diff="onboarding trusts keys and prepares access; it has no configuration diff"),
+    # --check runs every check and stores, mails and writes nothing.
+    "health": _refusing(diff="a health check changes nothing, so there is no diff to show"),
+    "health history": _refusing(limit="the history is per site (--site), link and service, not per host",
+                                diff=NO_DIFF_READ_ONLY),
+    "health page": _refusing(limit="the status page always shows the whole Dzongkhag",
+                             check="it writes only the page, to the --output folder it is given",
+                             diff="a status page has no configuration diff",
+                             json="it writes HTML to --output"),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
                         limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
 }

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     HOSTS_FAILED = 4  # some hosts failed (and were rolled back where the command supports it)
     UNREACHABLE = 5  # some hosts could not be reached, none failed otherwise
     DRIFT_FOUND = 6  # drift or audit findings
+    HEALTH_DEGRADED = 6  # `dzops health`: something is down or degraded (an alias: a finding, as drift's)
     MAIL_FAILED = 7  # the report is saved but could not be sent
     ALREADY_RUNNING = 8  # another run of the same scheduled job holds the lock
     LAB_ERROR = 9  # the virtual lab cannot be built or inspected (e.g. not root); doctor: something is missing

@@ -26,7 +26,7 @@ DEMO_VAULT_PASSWORD_FILE = "DEMO-ONLY-vault-password.txt"
 GLOBAL_KEYS = (
     "dzongkhag", "address_pools", "sites", "wan_links", "lan_links", "vlans", "ssid_profiles",
     "user_roles", "users", "mail", "schedules", "backup_repository", "report_dir", "dzops_known_hosts",
-    "dzops_forks",
+    "dzops_forks", "health",
 )
 REQUIRED_GLOBALS = ("dzongkhag", "address_pools", "sites")
 # Device model field <- Ansible variable.
@@ -50,6 +50,7 @@ HOST_KEYS = {
     "ssids": "ssids",
     "services": "services",
     "health_checks": "health_checks",
+    "health_thresholds": "dzops_health_thresholds",
     "ospf_area": "ospf_area",
     "gateway": "gateway",
 }
@@ -420,6 +421,7 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
 
 GLOBAL_MODELS: dict[str, Any] = {
     "dzongkhag": m.Dzongkhag, "address_pools": m.AddressPools, "mail": m.MailSettings, "schedules": m.Schedules,
+    "health": m.HealthSettings,
 }
 KEYED_MODELS: dict[str, Any] = {"sites": m.Site, "ssid_profiles": m.SsidProfile, "user_roles": m.UserRole}
 LIST_MODELS: dict[str, Any] = {"wan_links": m.WanLink, "lan_links": m.LanLink, "users": m.UserAccount}

@@ -158,8 +158,39 @@ class Radio(Model):
 
 
 class HealthCheck(Model):
-    kind: Literal["http", "tcp"]
-    target: Text  # URL for http, host:port for tcp
+    """One service check `dzops health` runs from this machine against a server's service."""
+
+    kind: Literal["http", "tcp", "tls", "dns"]
+    target: Text  # URL for http, host:port for tcp and tls, the DNS server's address[:port] for dns
+    expect_status: Annotated[int, Field(ge=100, le=599)] | None = None  # http; unset: any 2xx or 3xx
+    body_match: Text | None = None  # http: a regular expression the body must contain
+    min_days: Annotated[int, Field(ge=0, le=3650)] = 14  # tls: certificate days left before it is degraded
+    query: Text | None = None  # dns: the name to resolve (an A record)
+    expect_address: IPv4Address | None = None  # dns: the answer must hold this address
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> HealthCheck:
+        if self.kind == "dns" and not self.query:
+            raise ValueError("a dns health check names the `query` to resolve")
+        if self.kind != "http" and (self.expect_status is not None or self.body_match is not None):
+            raise ValueError("expect_status and body_match belong to http health checks")
+        return self
+
+
+class HealthThresholds(Model):
+    """A server is degraded above these (dzops_health_thresholds)."""
+
+    disk_percent: Annotated[int, Field(ge=1, le=100)] = 90  # of any mounted file system's blocks
+    memory_percent: Annotated[int, Field(ge=1, le=100)] = 95  # used, MemAvailable counted as free
+    load_per_cpu: Annotated[float, Field(gt=0, le=1000)] = 4.0  # 5-minute load average over the CPU count
+
+
+class HealthSettings(Model):
+    """`health:` in group_vars/all: how `dzops health` measures, keeps and alerts."""
+
+    alert_after: Annotated[int, Field(ge=1, le=100)] = 2  # consecutive equal results before a state change alerts
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90  # history older than this is removed
+    pings: Annotated[int, Field(ge=1, le=100)] = 5  # echo requests per link direction
 
 
 class Device(Model):
@@ -193,6 +224,7 @@ class Device(Model):
     # servers
     services: tuple[Text, ...] = ()
     health_checks: tuple[HealthCheck, ...] = ()
+    health_thresholds: HealthThresholds = HealthThresholds()
 
 
 # kbit/s, written with a unit (512kbit, 10Mbit, 1Gbit); a plain number is Mbit/s (see dzops.bandwidth)
@@ -348,6 +380,7 @@ class Inventory(Model):
     report_dir: Path | None = None
     known_hosts: Path | None = None
     forks: int = Field(10, ge=1, le=500)  # dzops_forks: devices at once in every multi-device run
+    health: HealthSettings = HealthSettings()
 
     def hosts_in(self, group: str) -> list[Device]:
         return [self.devices[name] for name in self.groups.get(group, ()) if name in self.devices]

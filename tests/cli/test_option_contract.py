@@ -174,6 +174,14 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
             results[h].status = "ready"
         return results
 
+    from dzops.execute import health
+    from dzops.plan.health import Result
+
+    def run_health(inventory: Any, checks: list[Any], progress: Any = None) -> list[Any]:
+        record("run_health", hosts=sorted({c.host for c in checks if c.host}))
+        return [Result(c.key, c.kind, c.site, "up") for c in checks]
+
+    monkeypatch.setattr(health, "run_health", run_health)
     monkeypatch.setattr(onboard, "scan_host_keys", scan_host_keys)
     monkeypatch.setattr(onboard, "trust", lambda inventory, check, replace=False: record("onboard.trust"))
     monkeypatch.setattr(onboard, "prepare", prepare)
@@ -207,6 +215,9 @@ COMMANDS: dict[str, list[str]] = {
     "scrub": ["--platform", "ios"],
     "onboard": ["--all", "--accept-new"],
     "doctor": [],
+    "health": [],
+    "health history": ["--since", "7d"],
+    "health page": ["--output", "status-page"],
 }
 
 # Refusals made by the command itself at run time (its contract entry honours the option because
@@ -326,7 +337,9 @@ def _assert_limited(w: World, command: str, run: Run) -> None:
         return
     seen = [h for _, kwargs in w.calls for h in kwargs.get("hosts", kwargs.get("scope", []))]
     assert seen, w.calls
-    expected = {"patch": set(), "provision-ap": {"gewog-talo-ap1"}}.get(command, TALO)
+    # health measures Talo's WAN link from both ends, as provision-wan configures both
+    expected = {"patch": set(), "provision-ap": {"gewog-talo-ap1"},
+                "health": TALO | {"punakha-hq-rtr1"}}.get(command, TALO)
     if command == "patch":  # Talo has no Linux server: the limit leaves nothing to patch
         raise AssertionError("patch is checked by test_patch_limit_without_servers_is_refused")
     assert set(seen) <= expected | (TALO if command in ("diagram", "docs") else set()), seen
@@ -369,7 +382,8 @@ def test_the_table_names_every_registered_command() -> None:
         subs = getattr(command, "commands", None)
         if subs is None:
             return [" ".join(path)]
-        return [name for sub, cmd in subs.items() for name in walk(cmd, (*path, sub))]
+        runs_itself = [" ".join(path)] if path and command.invoke_without_command else []  # `dzops health`
+        return runs_itself + [name for sub, cmd in subs.items() for name in walk(cmd, (*path, sub))]
 
     registered = set(walk(typer.main.get_command(app), ()))
     assert registered == set(CONTRACT), (registered ^ set(CONTRACT))

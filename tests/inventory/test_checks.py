@@ -360,6 +360,16 @@ CASES: tuple[Case, ...] = (
          "a host name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"),
     Case("newline-in-psk", (vault(vault_ssid_staff_psk="Staff-Psk-01\nwpa=0"),),
          f"{GV}/all/network.yml", 10, None, "ssid_profiles.staff.psk", "PSK must be printable ASCII"),
+    # --- health -----------------------------------------------------------------------------------
+    Case("health-alert-after-zero",  # an alert on every single bad result: flap suppression off by mistake
+         (replace("group_vars/all/operations.yml", "recipients: [ict@testkha.gov.bt]",
+                  "recipients: [ict@testkha.gov.bt]\nhealth:\n  alert_after: 0"),),
+         f"{GV}/all/operations.yml", 9, None, "health.alert_after", "greater than or equal to 1"),
+    Case("dns-health-check-without-query",
+         (replace("host_vars/tst-hq-srv1.yml", "services: [ssh]",
+                  "services: [ssh]\nhealth_checks:\n  - {kind: dns, target: 10.40.0.21}"),),
+         f"{HV}/tst-hq-srv1.yml", 8, "tst-hq-srv1", "health_checks.0",
+         "a dns health check names the `query` to resolve"),
     # --- YAML syntax ------------------------------------------------------------------------------
     Case("broken-yaml-group-vars",  # an editor indented with a tab
          (replace("group_vars/all/network.yml", "    security: wpa2-psk", "\tsecurity: wpa2-psk"),),
