@@ -434,7 +434,7 @@ class Lab:
     def _setup_node(self, node: LabNode, holder: int) -> None:
         """Create the login user (password on stdin only) and the runtime dirs inside the node."""
         argv = netns.nsenter_argv(holder, ["/bin/sh", "-c", routers.SETUP_SCRIPT, "dz-setup", node.kind,
-                                           node.login_user, *routers.setup_pairs(node)])
+                                           node.login_user, node.gateway or "-", *routers.setup_pairs(node)])
         proc = netns.run(argv, what=f"{node.name}: setup", input=f"{node.login_user}:{node.login_password}\n",
                          check=False)
         if proc.returncode != 0:
@@ -464,11 +464,11 @@ class Lab:
                 cmds.append(f"link set {routers.standin_peer(iface.name)} up")
         netns.ip_batch(cmds, netns=ns, what=f"{node.name}: interfaces")
         for link in self.spec.links:
-            if not link.bandwidth_mbps:
+            if not link.bandwidth_kbps:
                 continue
             for end_node, end_if in ((link.a_node, link.a_interface), (link.b_node, link.b_interface)):
                 if end_node == node.name:
-                    netns.tbf(ns, end_if, link.bandwidth_mbps, what=f"{node.name}: shape {end_if}")
+                    netns.tbf(ns, end_if, link.bandwidth_kbps, what=f"{node.name}: shape {end_if}")
 
     def _add_node_bridge(self, node: LabNode, ns: str) -> None:
         """br0, VLAN-aware where the kernel can (CONFIG_BRIDGE_VLAN_FILTERING); plain otherwise."""

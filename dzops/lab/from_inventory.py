@@ -35,12 +35,12 @@ def lab_prefix(value: str | None = None) -> str:
 
 def lab_links(inventory: Inventory) -> list[LabLink]:
     """Every cable of the inventory: WAN circuits, campus links and AP uplinks."""
-    links = [LabLink(w.a.host, w.a.interface, w.b.host, w.b.interface, w.bandwidth_mbps, "wan")
+    links = [LabLink(w.a.host, w.a.interface, w.b.host, w.b.interface, w.bandwidth_kbps, "wan")
              for w in inventory.wan_links]
     links += [LabLink(c.a.host, c.a.interface, c.b.host, c.b.interface) for c in inventory.lan_links]
     for device in inventory.devices.values():
         if device.uplink is not None:
-            links.append(LabLink(device.name, device.uplink.interface, device.uplink.switch, device.uplink.port))
+            links.append(LabLink(device.name, device.uplink.interface, device.uplink.peer, device.uplink.port))
     return links
 
 
@@ -77,6 +77,7 @@ def spec_from_inventory(inventory: Inventory, prefix: str | None = None, state_r
             interfaces=interfaces,
             frr_config=_frr_config(inventory, device.name, configured) if platform.lab_kind in ("router", "switch")
             else "",
+            gateway=str(inventory.default_gateway(device.name) or "") if platform.lab_kind == "server" else "",
         ))
     known = {n.name for n in nodes}
     links = [link for link in links if link.a_node in known and link.b_node in known]

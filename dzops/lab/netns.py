@@ -137,9 +137,10 @@ def add_bridge_cmds(name: str, *, vlan_filtering: bool = False) -> list[str]:
     ]
 
 
-def tbf(netns: str, ifname: str, mbps: int, *, what: str = "") -> None:
-    """Shape egress of ifname to mbps with a token bucket (netem is not available on this kernel)."""
-    rate_bytes = mbps * 1_000_000 // 8
+def tbf(netns: str, ifname: str, kbps: int, *, what: str = "") -> None:
+    """Shape egress of ifname to kbps (kbit/s, as dzops.bandwidth reads the inventory) with a token
+    bucket (netem is not available on this kernel)."""
+    rate_bytes = kbps * 1_000 // 8
     burst = max(rate_bytes // 250, 16_000)  # >= one jiffy of traffic at HZ=250, or tbf drops
     run(
         [
@@ -153,7 +154,7 @@ def tbf(netns: str, ifname: str, mbps: int, *, what: str = "") -> None:
             "root",
             "tbf",
             "rate",
-            f"{mbps}mbit",
+            f"{kbps}kbit",
             "burst",
             str(burst),
             "latency",

@@ -57,7 +57,7 @@ FRR_DIR = "/usr/lib/frr"
 # Runs inside the node as root before any daemon; the login's password arrives on stdin only.
 SETUP_SCRIPT = r"""
 set -eu
-kind=$1 user=$2; shift 2
+kind=$1 user=$2 gateway=$3; shift 3
 case "$kind" in
     switch) groups=sudo,frr,frrvty ;;
     *) groups=sudo ;;
@@ -76,6 +76,8 @@ if [ -f /etc/frr/frr.conf ]; then
     install -d -o frr -g frr -m 0755 /run/frr /var/log/frr
 fi
 [ "$kind" != ap ] || install -d -m 0755 /run/hostapd
+# A server answers beyond its LAN through its site router, as a real one's DHCP or ifupdown sets it.
+if [ "$gateway" != - ]; then ip route replace default via "$gateway"; fi
 /usr/sbin/sshd -t
 """
 

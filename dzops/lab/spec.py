@@ -33,7 +33,9 @@ class LabNode:
     frr_config: str = ""
     # Access points: hostapd.conf to start with; empty means factory state (hostapd not yet configured).
     hostapd_config: str = ""
-    # Servers: default route / extra routes are not needed; packages come from the lab repo.
+    # Servers: the default route off their LAN (Inventory.default_gateway), so a gewog's traffic gets
+    # its answer; "" for none. Packages come from the lab repo on the directly connected mgmt network.
+    gateway: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class LabLink:
     a_interface: str
     b_node: str
     b_interface: str
-    bandwidth_mbps: int | None = None  # shaped with tbf on both ends when set
+    bandwidth_kbps: int | None = None  # kbit/s, shaped with tbf on both ends when set
     kind: Literal["wan", "lan"] = "lan"
 
 

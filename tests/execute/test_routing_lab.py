@@ -123,3 +123,19 @@ def test_the_thin_spur_is_reached_over_three_hops(wangdue_lab) -> None:  # noqa:
     athang = inventory.sites["athang"].lan_prefix
     out = lab.exec(HQ, ["vtysh", "-c", f"show ip route {athang}"]).stdout
     assert re.search(r"metric (\d+)", out) and int(re.search(r"metric (\d+)", out).group(1)) >= 100 + 1000 + 19531, out
+
+
+@pytest.mark.parametrize("gewog", ["wdp-kazhi-rtr1", "wdp-athang-rtr1", "wdp-ruebisa-rtr1"])
+def test_the_hq_server_answers_each_gewog_lan(wangdue_lab, gewog: str) -> None:  # noqa: ANN001
+    """The office the WAN exists for reaches its server: the server's reply finds its way back."""
+    lab, inventory = wangdue_lab
+    device = inventory.devices[gewog]
+    own = str(device.interfaces[device.lan_interface].address.ip)
+    server = str(inventory.devices["wdp-hq-srv1"].interfaces["eth0"].address.ip)
+    deadline = time.monotonic() + 90  # OSPF Full after start, three hops out
+    while True:
+        ping = lab.exec(gewog, ["ping", "-q", "-c", "2", "-W", "2", "-I", own, server])
+        if ping.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert ping.returncode == 0, ping.stdout + ping.stderr

@@ -249,7 +249,7 @@ def test_wan_links_are_shaped_to_their_bandwidth(lab: Lab, inventory: Inventory)
     for wan in inventory.wan_links:
         for end in (wan.a, wan.b):
             qdisc = lab.exec(end.host, ["tc", "qdisc", "show", "dev", end.interface]).stdout
-            assert _tbf_rate_bits(qdisc) == wan.bandwidth_mbps * 10**6, (wan.name, end.host, qdisc)
+            assert _tbf_rate_bits(qdisc) == wan.bandwidth_kbps * 1000, (wan.name, end.host, qdisc)
     for lan in inventory.lan_links:
         qdisc = lab.exec(lan.a.host, ["tc", "qdisc", "show", "dev", lan.a.interface]).stdout
         assert "tbf" not in qdisc, (lan.a.host, qdisc)

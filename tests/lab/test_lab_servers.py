@@ -221,3 +221,10 @@ def test_mail_needs_the_vault_login_and_lands_in_the_maildir(punakha_lab: LabHan
     assert len(mails) == 1  # exactly one: the refused attempts stored nothing
     assert mails[0]["To"] == ", ".join(mail.recipients)
     assert mails[0].get_content().strip() == "3 packages upgraded"
+
+
+def test_servers_route_beyond_their_lan_through_the_site_router(lab: Lab, inventory: Inventory) -> None:
+    """Without a default route a server answers nobody beyond its LAN: the gewogs the WAN exists for."""
+    for name in SERVERS:
+        route = lab.exec(name, ["ip", "-4", "route", "show", "default"])
+        assert route.stdout.split()[:3] == ["default", "via", str(inventory.default_gateway(name))], route

@@ -55,10 +55,10 @@ def test_every_sample_device_becomes_a_node_of_its_kind(inventory: Inventory, sp
 
 
 def test_every_cable_becomes_one_lab_link(inventory: Inventory, spec: LabSpec) -> None:
-    expected = {LabLink(w.a.host, w.a.interface, w.b.host, w.b.interface, w.bandwidth_mbps, "wan")
+    expected = {LabLink(w.a.host, w.a.interface, w.b.host, w.b.interface, w.bandwidth_kbps, "wan")
                 for w in inventory.wan_links}
     expected |= {LabLink(c.a.host, c.a.interface, c.b.host, c.b.interface) for c in inventory.lan_links}
-    expected |= {LabLink(d.name, d.uplink.interface, d.uplink.switch, d.uplink.port)
+    expected |= {LabLink(d.name, d.uplink.interface, d.uplink.peer, d.uplink.port)
                  for d in inventory.devices.values() if d.uplink is not None}
     assert len(expected) == 11 + 14 + 11
     assert len(spec.links) == len(expected)  # no duplicates
@@ -68,12 +68,12 @@ def test_every_cable_becomes_one_lab_link(inventory: Inventory, spec: LabSpec) -
 
 def test_wan_links_are_shaped_and_only_they(inventory: Inventory, spec: LabSpec) -> None:
     wan = [link for link in spec.links if link.kind == "wan"]
-    assert sorted((link.a_node, link.bandwidth_mbps) for link in wan) == sorted(
-        (w.a.host, w.bandwidth_mbps) for w in inventory.wan_links)
-    assert all(link.bandwidth_mbps and link.bandwidth_mbps > 0 for link in wan)
-    assert all(link.bandwidth_mbps is None for link in spec.links if link.kind != "wan")
+    assert sorted((link.a_node, link.bandwidth_kbps) for link in wan) == sorted(
+        (w.a.host, w.bandwidth_kbps) for w in inventory.wan_links)
+    assert all(link.bandwidth_kbps and link.bandwidth_kbps > 0 for link in wan)
+    assert all(link.bandwidth_kbps is None for link in spec.links if link.kind != "wan")
     # the sample has circuits of different speeds, so a constant rate would be caught elsewhere
-    assert len({link.bandwidth_mbps for link in wan}) > 1
+    assert len({link.bandwidth_kbps for link in wan}) > 1
 
 
 def test_no_port_is_cabled_twice(spec: LabSpec) -> None:
@@ -212,3 +212,37 @@ def test_lab_prefix_from_the_environment(monkeypatch: pytest.MonkeyPatch, invent
     monkeypatch.setenv("DZOPS_LAB_PREFIX", "BAD!")
     with pytest.raises(LabError, match="BAD!"):
         spec_from_inventory(inventory, state_root=STATE_ROOT)
+
+
+# -- the second sample: thin links, an AP on a router port, servers' gateways --------------------------
+WANGDUE = SAMPLE.parent / "samples" / "wangdue"
+
+
+@pytest.fixture(scope="module")
+def wangdue() -> Inventory:
+    return load_inventory(WANGDUE)
+
+
+def test_thin_links_are_shaped_in_kbit(wangdue: Inventory) -> None:
+    spec = spec_from_inventory(wangdue, "t2", state_root=STATE_ROOT)
+    rates = {(link.a_node, link.b_node): link.bandwidth_kbps for link in spec.links if link.kind == "wan"}
+    assert rates[("wdp-daga-rtr1", "wdp-athang-rtr1")] == 512  # not rounded to a whole Mbit/s
+    assert rates[("wdp-hq-rtr1", "wdp-thedtsho-agg1")] == 100_000
+
+
+def test_an_ap_on_a_router_port_is_cabled_to_the_router(wangdue: Inventory) -> None:
+    spec = spec_from_inventory(wangdue, "t2", state_root=STATE_ROOT)
+    assert LabLink("wdp-athang-ap1", "eth0", "wdp-athang-rtr1", "eth1") in spec.links
+    assert all(link.b_node for link in spec.links)
+
+
+@pytest.mark.parametrize(("sample", "server", "gateway"), [
+    ("wangdue", "wdp-hq-srv1", "10.60.1.1"),  # declared in its host_vars
+    ("punakha", "punakha-hq-srv1", "10.30.1.1"),  # derived: punakha-hq-rtr1's LAN address
+])
+def test_servers_get_their_default_gateway_and_nothing_else_does(sample: str, server: str, gateway: str,
+                                                                inventory: Inventory, wangdue: Inventory) -> None:
+    spec = spec_from_inventory({"wangdue": wangdue, "punakha": inventory}[sample], "t2", state_root=STATE_ROOT)
+    nodes = {n.name: n for n in spec.nodes}
+    assert nodes[server].gateway == gateway
+    assert all(not n.gateway for n in spec.nodes if n.kind != "server")
