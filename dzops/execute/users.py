@@ -374,7 +374,31 @@ def audit_users(inventory: Inventory, hosts: list[str], *,
         results[result.host] = result
         if result.status == "ok":
             findings += findings_for(result.host, plan[result.host], result.data["accounts"], managed)
-    for host in kinds["vendor"] + kinds["other"]:
+    def vendor(host: str) -> HostResult:
+        from dzops.execute.drivers import driver_for
+        from dzops.execute.ssh import credentials
+        from dzops.platforms import refusal
+
+        device = inventory.devices[host]
+        refused = refusal(device.platform, "get_users", host=host)
+        if refused:
+            return HostResult(host=host, status="failed", error=refused)
+        driver: Any = driver_for(device.platform, credentials(inventory, device))
+        try:
+            driver.open()
+            listed = driver.get_users()
+        except DeviceError as exc:
+            return HostResult(host=host, status="unreachable" if isinstance(exc, ConnectionFailed) else "failed",
+                              error=str(exc))
+        finally:
+            driver.close()
+        return HostResult(host=host, data={"accounts": {login: "" for login in listed if login not in ignore}})
+
+    for result in fan_out(vendor, kinds["vendor"]):
+        results[result.host] = result
+        if result.status == "ok":
+            findings += findings_for(result.host, plan[result.host], result.data["accounts"], managed)
+    for host in kinds["other"]:
         results[host] = HostResult(host=host, status="skipped",
                                    error=f"accounts on platform {inventory.devices[host].platform} are not audited")
     progress("audit", f"{len(findings)} finding(s)")

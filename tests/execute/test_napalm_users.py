@@ -95,3 +95,17 @@ def test_accounts_not_as_intended_are_rolled_back_and_failed(setup: tuple[Invent
     assert result.status == "failed" and "rolled back" in (result.error or "")
     assert "missing" in (result.error or "")
     assert state["running"] == before
+
+
+def test_audit_reads_get_users_and_names_unmanaged_and_offboarded(setup: tuple[Inventory, str, dict[str, Any]]) -> None:
+    inventory, host, state = setup
+    state["running"] += "username visitor privilege 1\n"
+    findings, [result] = users_module.audit_users(inventory, [host])
+    assert result.status == "ok", result.error
+    kinds = {(f.login, f.kind) for f in findings if f.host == host}
+    assert ("visitor", "unmanaged") in kinds
+    plan = {a.login: a for a in users_module.plan_users(inventory, [host])[host]}
+    if plan.get("sonam") and plan["sonam"].state == "absent":
+        assert ("sonam", "unwanted") in kinds
+    assert {login for login, kind in kinds if kind == "missing"} == {a.login for a in plan.values()
+                                                                       if a.state == "present" and a.login != "sonam"}
