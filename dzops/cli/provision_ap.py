@@ -32,7 +32,7 @@ def provision_ap(
     With no AP, --site or --all: every AP and what would change, as `--check --all` shows it."""
     from dzops.cli.progress import progress_for
     from dzops.exceptions import UsageError
-    from dzops.execute.ap import provision_ap as run
+    from dzops.execute.vendor_ap import provision_aps as run
     from dzops.inventory.limit import select_hosts
     from dzops.plan.ap import access_points_in_scope
 

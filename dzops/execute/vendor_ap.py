@@ -47,10 +47,13 @@ def provision_vendor_ap(inventory: Inventory, host: str, *, check: bool = False,
     if refused:
         return HostResult(host=host, status="failed", error=refused)
     try:
-        ssids = [bss.ssid for bss in ap_bsses(inventory, device)]
+        bsses = ap_bsses(inventory, device)
     except InventoryError as exc:
         return HostResult(host=host, status="failed", error="; ".join(p.message for p in exc.problems))
-    result = HostResult(host=host, data={"platform": device.platform, "ssids": ssids})
+    ssids = [bss.ssid for bss in bsses]
+    # The same shape as the hostapd path's data, which the CLI prints.
+    result = HostResult(host=host, data={"platform": device.platform, "ssids": [
+        {"profile": b.profile, "ssid": b.ssid, "vlan": b.vlan, "security": b.security} for b in bsses]})
     driver: Any = driver_for(device.platform, credentials(inventory, device))
     try:
         driver.open()
@@ -79,3 +82,30 @@ def provision_vendor_ap(inventory: Inventory, host: str, *, check: bool = False,
     finally:
         driver.close()
     return result
+
+
+def provision_aps(inventory: Inventory, scope: list[str], *, check: bool = False, verify_timeout: float = 60.0,
+                  progress: Any = None) -> list[HostResult]:
+    """provision-ap over every AP in scope: IOS and RouterOS APs here, the others (hostapd) by dzops.execute.ap.
+
+    One HostResult per AP, in scope order.
+    """
+    from dzops.execute.ap import provision_ap
+    from dzops.execute.ssh import fan_out
+    from dzops.platforms import PLATFORMS
+
+    report = progress or (lambda _subject, _message: None)
+    vendor = [h for h in scope if PLATFORMS[inventory.devices[h].platform].napalm_driver is not None]
+    others = [h for h in scope if h not in vendor]
+    results = {r.host: r for r in (provision_ap(inventory, others, check=check, verify_timeout=verify_timeout,
+                                                progress=progress) if others else [])}
+    # The revert timer covers verification and the rollback behind it, in whole minutes.
+    revert_in = max(120, -(-int(verify_timeout + 120) // 60) * 60)
+
+    def one(host: str) -> HostResult:
+        result = provision_vendor_ap(inventory, host, check=check, revert_in=revert_in)
+        report(host, result.status if not result.error else f"{result.status}: {result.error}")
+        return result
+
+    results.update({r.host: r for r in fan_out(one, vendor)})
+    return [results[h] for h in scope]

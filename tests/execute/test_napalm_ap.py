@@ -67,8 +67,8 @@ def test_apply_puts_every_ssid_on_and_keeps_the_rest(setup: tuple[Inventory, str
     inventory, host, state = setup
     result = provision_vendor_ap(inventory, host)
     assert result.status == "changed", result.error
-    for ssid in result.data["ssids"]:
-        assert ssid in state["running"]
+    for entry in result.data["ssids"]:
+        assert entry["ssid"] in state["running"] and entry["vlan"]
     assert "netadmin" in state["running"]  # management login: not provision-ap's part
     for profile in inventory.ssid_profiles.values():
         if profile.psk:
@@ -104,3 +104,58 @@ def test_an_ap_platform_without_templates_is_refused_before_connecting(monkeypat
     monkeypatch.setattr(drivers, "driver_for", lambda *_a, **_o: pytest.fail("no device may be opened"))
     result = provision_vendor_ap(inventory, ap.name)
     assert result.status == "failed" and result.error == f"{ap.name}: platform hostapd has no config replace: refused before connecting"
+
+
+def test_provision_ap_sends_vendor_aps_through_napalm_and_the_others_to_hostapd(
+        setup: tuple[Inventory, str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dzops.execute.ap as hostapd_path
+    from dzops.execute.vendor_ap import provision_aps
+    from dzops.models import HostResult
+
+    inventory, host, state = setup
+    others = [h for h, d in inventory.devices.items() if d.function == "access_points" and h != host][:2]
+    seen: list[list[str]] = []
+
+    def hostapd_run(_inventory: Inventory, scope: list[str], **_kw: Any) -> list[HostResult]:
+        seen.append(scope)
+        return [HostResult(host=h, status="ok") for h in scope]
+
+    monkeypatch.setattr(hostapd_path, "provision_ap", hostapd_run)
+    scope = [others[0], host, others[1]]
+    results = provision_aps(inventory, scope, check=True)
+    assert [r.host for r in results] == scope
+    assert seen == [[others[0], others[1]]]
+    assert results[1].changed and state["platform"] in ("ios", "routeros")
+
+
+def test_the_cli_shows_a_vendor_ap_check_with_its_ssids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dzops provision-ap --check AP` on an IOS AP: exit 0, its SSIDs listed, nothing applied, no key shown."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    import dzops.execute.drivers as drivers
+    from dzops.cli.app import main
+    from tests.labkit import copy_sample_inventory
+
+    inventory_dir = copy_sample_inventory(tmp_path / "inventory", 93, tmp_path / "state")
+    host_vars = inventory_dir / "host_vars" / "gewog-barp-ap1.yml"
+    host_vars.write_text(host_vars.read_text().replace("device_role: office-ap\n", "device_role: office-ap\nplatform: ios\n"))
+    state: dict[str, Any] = {"running": "hostname gewog-barp-ap1\n!\nend\n", "radio_refuses": False, "platform": "ios"}
+    monkeypatch.setattr(drivers, "driver_for", lambda _platform, creds, **_o: FakeAp(creds, state))
+    argv, code = sys.argv, None
+    with CliRunner().isolation(env={"DZOPS_INVENTORY": str(inventory_dir)}) as (out, err, _):
+        sys.argv = ["dzops", "provision-ap", "--check", "--diff", "gewog-barp-ap1"]
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.argv = argv
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert code in (0, None), (stdout, stderr)
+    assert "Punakha-Staff" in stdout and "dot11 ssid Punakha-Staff" in stdout, (stdout, stderr)
+    assert "Punakha-Staff-Demo-Psk" not in stdout + stderr
+    assert state["running"] == "hostname gewog-barp-ap1\n!\nend\n"
