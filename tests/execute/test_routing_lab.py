@@ -123,6 +123,11 @@ def test_the_thin_spur_is_reached_over_three_hops(wangdue_lab) -> None:  # noqa:
     athang = inventory.sites["athang"].lan_prefix
     out = lab.exec(HQ, ["vtysh", "-c", f"show ip route {athang}"]).stdout
     assert re.search(r"metric (\d+)", out) and int(re.search(r"metric (\d+)", out).group(1)) >= 100 + 1000 + 19531, out
+    # and the thin link is as thin as the inventory says: 512 kbit/s, not rounded to a whole Mbit/s
+    link = inventory.wan_link("daga-athang")
+    for end in (link.a, link.b):
+        qdisc = lab.exec(end.host, ["tc", "qdisc", "show", "dev", end.interface]).stdout
+        assert re.search(r"\btbf\b.*\brate 512Kbit\b", qdisc), (end.host, qdisc)
 
 
 @pytest.mark.parametrize("gewog", ["wdp-kazhi-rtr1", "wdp-athang-rtr1", "wdp-ruebisa-rtr1"])
