@@ -205,8 +205,9 @@ class Driver:
             if key_file is not None:
                 args["key_file"] = str(key_file)
             if self.napalm_name == "ios":
-                # dzops names the file system per device when needed; NAPALM's autodetection runs `dir`.
-                args.setdefault("auto_file_prompt", True)
+                # Full interface names (GigabitEthernet0/1, not Gi0/1), as the inventory writes them:
+                # discovery matches LLDP ports and interfaces against the inventory's links by name.
+                args.setdefault("canonical_int", True)
         elif self.napalm_name == "ros":
             args.update(ssh_port=c.port, paramiko_look_for_keys=False, paramiko_allow_agent=False)
             if self._api_tls:
