@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dzops.exceptions import InventoryError, Problem, VaultError
+from dzops.exceptions import DzopsError, InventoryError, Problem, VaultError
 from dzops.inventory import models as m
 from dzops.platforms import FUNCTION_GROUPS
 
@@ -282,8 +282,10 @@ class Resolver:
         return value
 
 
-class Unresolved(Exception):
-    """A value ansible could not template (an undefined variable): which raw leaf, and where below the field."""
+class Unresolved(DzopsError):
+    """A value ansible could not template (an undefined variable): which raw leaf, and where below the field.
+
+    Never leaves the loader: `_Validator.resolve` turns it into one Problem at the leaf."""
 
     def __init__(self, raw: Any, path: tuple[Any, ...], error: Exception) -> None:
         super().__init__(str(error))
