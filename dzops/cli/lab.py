@@ -23,8 +23,10 @@ def _lab(settings: Settings, prefix: str | None, configured: bool = False) -> tu
     from dzops.lab.builder import Lab
     from dzops.lab.from_inventory import spec_from_inventory
 
-    inventory = settings.load_inventory()
-    return Lab(spec_from_inventory(inventory, prefix, configured=configured)), inventory
+    # The lab is built from the inventory as written (it records which routers FRR stands in for);
+    # commands then talk to it through the lab's view (stand-ins are FRR routers there).
+    spec = spec_from_inventory(settings.load_inventory(declared=True), prefix, configured=configured)
+    return Lab(spec), settings.load_inventory()
 
 
 def _print_status(status: Any, as_json: bool) -> None:
@@ -36,7 +38,9 @@ def _print_status(status: Any, as_json: bool) -> None:
         daemons = " ".join(f"{name}={'up' if node['daemons'].get(name) else 'DOWN'}"
                            for name in node.get("expected_daemons", []))
         ssh = "ssh=ok" if node.get("ssh") else "ssh=NO"
-        emit_text(f"{node['name']:<28} {node['kind']:<7} {node.get('mgmt_address', ''):<16} {ssh:<7} {daemons}")
+        # A stand-in says so: an FRR router in the lab for the inventory's ios/routeros/... router.
+        kind = f"{node['kind']} (FRR for {node['stands_in_for']})" if node.get("stands_in_for") else node["kind"]
+        emit_text(f"{node['name']:<28} {kind:<7} {node.get('mgmt_address', ''):<16} {ssh:<7} {daemons}")
     for service, alive in data.get("services", {}).items():
         emit_text(f"{'(lab service)':<28} {service:<7} {'':<16} {'':<7} {'up' if alive else 'DOWN'}")
 
@@ -170,7 +174,9 @@ def link(
     if settings.check:
         _would(f"set {node} {interface} {state}", settings.json, data)
         return
-    lab.set_link(node, interface, state == "up")
+    from dzops.lab.from_inventory import linux_ifname
+
+    lab.set_link(node, linux_ifname(interface), state == "up")  # a stand-in's Gi0/1 is Gi0-1 in the lab
     say(f"dzops: {node} {interface} {state}")
     if settings.json:
         emit_json({**data, "done": True})

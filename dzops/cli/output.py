@@ -34,17 +34,20 @@ class Settings:
     command: str = ""  # the running command's path ('user add'), set by dzops.cli.contract
     lab: str | None = None  # talk to this lab (its own known_hosts), never to it by accident
     _inventory_cache: Any = field(default=None, repr=False)
+    _declared_cache: Any = field(default=None, repr=False)
 
     @property
     def forks(self) -> int:
         """Devices at once: --forks, else the inventory's dzops_forks (default 10)."""
         return self.forks_option or self.load_inventory().forks
 
-    def load_inventory(self) -> Any:
+    def load_inventory(self, declared: bool = False) -> Any:
         """The validated inventory (cached for the command's lifetime).
 
         With `--lab PREFIX` the devices' host keys are checked against that lab's known_hosts,
-        never the inventory's: lab keys and production keys stay apart.
+        never the inventory's: lab keys and production keys stay apart. And a router the lab runs
+        an FRR stand-in for (ios, routeros, ...) is driven as the FRR router it is there
+        (`dzops.lab.from_inventory.lab_inventory`); `declared=True` keeps its own platform.
         """
         if self._inventory_cache is None:
             from dzops.inventory.loader import load_inventory
@@ -52,10 +55,16 @@ class Settings:
 
             inventory = load_inventory(self.inventory, self.vault_password_file)
             if self.lab:
+                from dzops.lab.from_inventory import lab_inventory
+
                 inventory = inventory.model_copy(update={"known_hosts": lab_known_hosts(self.lab)})
+                self._declared_cache = inventory
+                inventory = lab_inventory(inventory)
             self._inventory_cache = inventory
             # From here on every output path masks the Vault's values (see dzops.scrub.egress).
             register_secrets(inventory_secrets(self._inventory_cache))
+        if declared and self._declared_cache is not None:
+            return self._declared_cache
         return self._inventory_cache
 
 

@@ -64,6 +64,7 @@ class NodeStatus:
     expected_daemons: list[str] = field(default_factory=list)  # what up() started
     ssh: bool = False  # TCP/22 on the mgmt address answered with an SSH banner
     ssh_banner: str = ""
+    stands_in_for: str = ""  # an FRR router standing in for a router of this platform (ios, ...)
 
     @property
     def healthy(self) -> bool:
@@ -388,6 +389,7 @@ class Lab:
         self._configure_links(node, ns)
         base = {
             "kind": node.kind,
+            "stands_in_for": node.stands_in_for,
             "netns": ns,
             "mgmt_address": node.mgmt_address,
             "node_dir": str(node_dir),
@@ -577,6 +579,7 @@ class Lab:
             expected_daemons=list(node.get("expected", [])),
             ssh=banner.startswith("SSH-"),
             ssh_banner=banner,
+            stands_in_for=node.get("stands_in_for", ""),
         )
 
     def _daemon_pid(self, node: dict[str, Any], daemon: str) -> int | None:

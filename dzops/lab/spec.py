@@ -36,6 +36,9 @@ class LabNode:
     # Servers: the default route off their LAN (Inventory.default_gateway), so a gewog's traffic gets
     # its answer; "" for none. Packages come from the lab repo on the directly connected mgmt network.
     gateway: str = ""
+    # A router whose own OS the lab cannot run (ios, routeros, ...) is an FRR stand-in built from the
+    # same intent: the platform it stands in for ("" when the node runs the device's own OS).
+    stands_in_for: str = ""
 
 
 @dataclass(frozen=True)
