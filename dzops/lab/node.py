@@ -70,6 +70,9 @@ echo 4096 > /proc/sys/net/ipv4/igmp_max_memberships
 # Kernel-wide knobs (core_pattern, sysrq, ...) would reach the machine: read-only inside.
 mount --bind "$merged/proc/sys" "$merged/proc/sys"
 mount -o remount,bind,ro "$merged/proc/sys"
+# Network knobs are per namespace and a real router sets them (zebra: ipv6 forwarding): writable.
+mount --bind "$merged/proc/sys/net" "$merged/proc/sys/net"
+mount -o remount,bind,rw "$merged/proc/sys/net"
 if [ -e "$merged/proc/sysrq-trigger" ]; then
     mount --bind "$merged/proc/sysrq-trigger" "$merged/proc/sysrq-trigger"
     mount -o remount,bind,ro "$merged/proc/sysrq-trigger"
