@@ -236,6 +236,8 @@ def _ros_owned(line: str, interfaces: set[str], next_hops: set[str], logins: set
         return ros_value(line, "gateway") in next_hops
     if line.startswith(("/user add ", "/user ssh-keys add ")):
         return (ros_value(line, "name") or ros_value(line, "user")) in logins
+    if line.startswith((":if ([:len [/user find", "/user ssh-keys remove ", "/user remove ")):
+        return any(f'"{login}"' in line for login in logins)
     if ap and line.startswith(("/interface wireless", "/interface bridge", "/radius add ")):
         return "bridge-ap" in line or "dz-" in line or line.startswith(("/interface wireless", "/radius add "))
     return False

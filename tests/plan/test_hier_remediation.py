@@ -196,8 +196,11 @@ def test_routeros_candidate_keeps_unowned_export_lines_and_owns_the_rest() -> No
     assert any(line.startswith("/routing ospf interface-template add interfaces=ether1 area=backbone") for line in lines)
     assert lines.index("/routing ospf instance add name=dzops-v2 version=2") < next(
         i for i, line in enumerate(lines) if line.startswith("/routing ospf interface-template"))
-    assert '/user add name="karma" group=full comment=""' in lines
-    assert not any("sonam" in line for line in lines)
+    # Guarded: napalm-ros' reset keeps users, so a bare `/user add` of an existing login would abort the script.
+    assert ':if ([:len [/user find where name="karma"]] = 0) do={ /user add name="karma" group=full comment="" } ' \
+           'else={ /user set [find where name="karma"] group=full comment="" disabled=no }' in lines
+    assert not any(line.startswith("/user add ") for line in lines)
+    assert '/user remove [find where name="sonam"]' in lines  # offboarded
     assert not any(line.startswith("#") for line in lines)
 
 
@@ -269,6 +272,7 @@ def test_a_wan_only_routeros_candidate_keeps_accounts() -> None:
     assert '/user add name="sonam" group=full' in text.splitlines()
     users_only = routeros_candidate(sample(), vendor_router("routeros"), running, accounts=STAFF, parts=["users"])
     assert '/user add name="sonam" group=full' not in users_only.splitlines()
+    assert '/user remove [find where name="sonam"]' in users_only.splitlines()
     assert '/ip address add address=1.1.1.1/24 interface=ether1 comment="some comment with spaces"' in users_only.splitlines()
 
 
