@@ -24,7 +24,7 @@ from typing import Any
 from dzops.exceptions import UsageError
 from dzops.state import job_lock, private_dir
 
-JOBS = ("patch", "drift", "backup")
+JOBS = ("patch", "drift", "backup", "health")
 TAG = "dzops"
 ALREADY_RUNNING_CODE = 8  # dzops.cli.exit_codes.ExitCode.ALREADY_RUNNING (execute never imports cli)
 

@@ -357,6 +357,7 @@ class Schedules(Model):  # cron expressions: a newline would add a crontab line
     patch: Text | None = None
     drift: Text | None = None
     backup: Text | None = None
+    health: Text | None = None
 
 
 class Inventory(Model):

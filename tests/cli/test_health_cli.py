@@ -1,0 +1,106 @@
+"""`dzops health` through the console-script entry point, the execute layer replaced by a spy:
+findings and exit codes, history recorded, alerts confirmed after `alert_after` runs and kept in
+the outbox while SMTP is down, and the scheduled job under the same lock rules as the others."""
+
+from __future__ import annotations
+
+import json
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dzops.cli.exit_codes import ExitCode
+from dzops.plan.health import Result
+from tests.cli.test_option_contract import World, dzops, world  # noqa: F401 - the fixture
+
+DOWN = {"link:hq-talo", "lan:talo", "device:gewog-talo-ap1", "ap:gewog-talo-ap1"}
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, down: set[str]) -> None:
+    from dzops.execute import health
+
+    def run_health(inventory: Any, checks: list[Any], progress: Any = None) -> list[Any]:
+        return [Result(c.key, c.kind, c.site, "down" if c.key in down else "up",
+                       "no echo reply" if c.key in down else "", 3.0, 0.0) for c in checks]
+
+    monkeypatch.setattr(health, "run_health", run_health)
+
+
+def _reports(w: World) -> Path:
+    return w.root / "state" / "reports"
+
+
+def _outbox(w: World) -> list[Any]:
+    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
+            for p in sorted((_reports(w) / "outbox").glob("*.eml"))]
+
+
+def test_a_cut_site_is_one_finding_and_one_queued_alert_after_n_runs(world: World,  # noqa: F811
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _spy(monkeypatch, DOWN)
+    first = dzops(world, "health")
+    assert first.code == ExitCode.HEALTH_DEGRADED, first.stderr
+    [line] = [ln for ln in first.stdout.splitlines() if ln.startswith("DOWN")]
+    assert "link:hq-talo" in line and "talo unreachable behind hq-talo" in line
+    assert _outbox(world) == []  # one bad run is not yet an outage (alert_after: 2)
+
+    second = dzops(world, "health")
+    assert second.code == ExitCode.HEALTH_DEGRADED
+    assert "alert kept in the outbox" in second.stderr  # the world's SMTP port is closed
+    [mail] = _outbox(world)
+    assert mail["Subject"] == "[dzops Punakha] DOWN: WAN link hq-talo; unreachable behind it: talo"
+
+    assert dzops(world, "health").code == ExitCode.HEALTH_DEGRADED
+    assert len(_outbox(world)) == 1  # still down: no second alert, the first still waits
+
+    _spy(monkeypatch, set())
+    assert dzops(world, "health").code == ExitCode.OK
+    assert dzops(world, "health").code == ExitCode.OK
+    subjects = [str(m["Subject"]) for m in _outbox(world)]
+    assert len(subjects) == 2 and subjects[1].startswith("[dzops Punakha] RECOVERED: WAN link hq-talo (down ")
+
+    history = dzops(world, "--json", "health", "history", "--since", "1h", "--site", "talo")
+    assert history.code == ExitCode.OK, history.stderr
+    subjects_by_key = {s["key"]: s for s in json.loads(history.stdout)["subjects"]}
+    assert set(subjects_by_key) >= {"link:hq-talo", "lan:talo", "site:talo"}
+    assert all(s["site"] == "talo" for s in subjects_by_key.values())
+    [outage] = subjects_by_key["link:hq-talo"]["outages"]
+    assert outage["end"] is not None and outage["status"] == "down"
+    assert (_reports(world) / "status" / "index.html").is_file()
+
+
+def test_check_runs_the_checks_and_records_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    _spy(monkeypatch, DOWN)
+    run = dzops(world, "--check", "--json", "health", "--site", "talo")
+    assert run.code == ExitCode.HEALTH_DEGRADED, run.stderr
+    data = json.loads(run.stdout)
+    assert data["check"] is True and {r["site"] for r in data["results"]} == {"talo"}
+    assert not (world.root / "state" / "dzops.sqlite").exists() and not _reports(world).exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["health", "--site", "tallo"], "--site: unknown site 'tallo'"),
+    (["health", "history", "--since", "soon"], "--since: a number and a unit"),
+])
+def test_bad_options_are_usage_errors(world: World, args: list[str], message: str) -> None:  # noqa: F811
+    run = dzops(world, *args)
+    assert run.code == ExitCode.USAGE and message in run.stderr
+
+
+def test_health_is_a_schedulable_job_and_a_degraded_run_is_not_a_failed_job(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    install = dzops(world, "schedule", "install", "health", "--cron", "*/5 * * * *")
+    assert install.code == ExitCode.OK, install.stderr
+    [entry] = [ln for ln in world.crontab.read_text().splitlines() if "schedule run health" in ln]
+    assert entry.startswith("*/5 * * * * ") and "locks/health.lock" in entry
+
+    from dzops.cli import schedule as schedule_cli
+
+    monkeypatch.setattr(schedule_cli, "_run_other", lambda settings, job: (ExitCode.HEALTH_DEGRADED, "degraded\n"))
+    run = dzops(world, "schedule", "run", "health")
+    assert run.code == ExitCode.HEALTH_DEGRADED
+    assert not (_reports(world) / "schedule-failures").exists()  # its alerts are health's own, on state change
+    assert "failure report" not in run.stderr
