@@ -6,15 +6,20 @@ Per AP, in order:
    (neither its files nor its switch port), with a one-line error.
 2. the AP's current files, bridge membership and hostapd state are saved (they are the read-back);
    nothing differs from the intent -> nothing is written and hostapd is not restarted;
-3. apply: write the files, put each SSID interface into its VLAN bridge, restart hostapd (start =
-   hostapd's own validation); the switch port gets exactly its trunk VLANs;
+3. apply: write the files, make each SSID interface an access port of its VLAN on the AP's br0 and
+   the AP's uplink a trunk of the SSIDs' VLANs, restart hostapd (start = hostapd's own
+   validation); the switch port facing the AP gets exactly the same trunk VLANs;
 4. verify: `hostapd_cli status|get_config` shows each SSID ENABLED with the intended SSID and key
-   management, each SSID interface is in its VLAN's bridge, the switch port carries the VLANs;
-5. a refused start or failed verify restores the saved files and bridges, restarts hostapd as it
-   was (or leaves it stopped, as on a factory AP), and restores the switch port.
+   management; the bridge ports read back (ovs-vsctl or `bridge vlan`) carry exactly their VLANs,
+   on the AP and on the switch port;
+5. a refused start or failed verify restores the saved files and bridge ports, restarts hostapd as
+   it was (or leaves it stopped, as on a factory AP), and restores the switch port's VLANs.
 
-Switch port on a kernel without VLAN-aware bridges (the lab's): the port's trunk cannot exist, so
-the step is reported as not applicable, with a note per AP, and the rendered trunk is in the diff.
+Bridges are Open vSwitch or VLAN-aware Linux bridges, detected on each device
+(`dzops.execute.drivers.bridge`). A switch whose bridge has no VLANs at all (a kernel without VLAN
+filtering and no OVS) cannot hold the trunk: that step is reported as not applicable, with a note,
+and the rendered trunk is in the diff. An AP whose bridge has no VLANs cannot keep its SSIDs'
+VLANs apart: it is left untouched, with a one-line error.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dzops.plan.ap import (
     Bss,
     SwitchPort,
     ap_bsses,
+    ap_port_vlans,
     file_diff,
     intended_ap_files,
     mask_secrets,
@@ -76,8 +82,13 @@ class _Ap:
     driver: Any = None
     saved: Any = None  # ApState before any change
     file_changes: dict[str, str] = field(default_factory=dict)
-    master_changes: dict[str, str] = field(default_factory=dict)
     restart: bool = False
+    bridge_ports: dict[str, dict[int, bool]] = field(default_factory=dict)  # AP br0 port -> vid -> native
+    saved_ports: dict[str, Any] = field(default_factory=dict)  # AP br0 port -> PortState before any change
+    ap_port_commands: list[str] = field(default_factory=list)
+    ap_port_undo: list[str] = field(default_factory=list)
+    ap_ports_sent: bool = False
+    switch_saved: Any = None  # the switch port's PortState before any change (VLAN-aware switches only)
     port_commands: list[str] = field(default_factory=list)
     port_undo: list[str] = field(default_factory=list)
     applied: bool = False
@@ -86,6 +97,28 @@ class _Ap:
 
     def fail(self, status: str, error: str) -> None:
         self.result.status, self.result.error, self.skip = status, error, True  # type: ignore[assignment]
+
+
+def describe_vlans(port: Any) -> str:
+    """A port's VLANs in words, from intended vid -> native or a read PortState.
+
+    >>> describe_vlans({20: True}), describe_vlans({10: False, 20: False, 99: True})
+    ('access VLAN 20', 'trunk VLANs 10,20 native 99')
+    >>> from dzops.execute.drivers.bridge import PortState
+    >>> describe_vlans(PortState(exists=True, backend="ovs")), describe_vlans(PortState(True, "ovs", "", True, all_vlans=True))
+    ('not on br0', 'every VLAN')
+    """
+    if not isinstance(port, dict):
+        if not port.member:
+            return "not on br0"
+        if port.all_vlans:
+            return "every VLAN"
+        port = port.vlans
+    tagged = [str(vid) for vid, native in sorted(port.items()) if not native]
+    native = [str(vid) for vid, is_native in port.items() if is_native]
+    if not tagged:
+        return f"access VLAN {native[0]}" if native else "no VLAN"
+    return f"trunk VLANs {','.join(tagged)}" + (f" native {native[0]}" if native else "")
 
 
 def _router_uplink(device: Device) -> dict[str, Any]:
@@ -133,6 +166,7 @@ class ApRun:
             ap.files = intended_ap_files(self.inventory, ap.device)
             ap.bsses = ap_bsses(self.inventory, ap.device)
             ap.port = switch_port(self.inventory, ap.device)
+            ap.bridge_ports = ap_port_vlans(self.inventory, ap.device)
         except InventoryError as exc:
             ap.fail("failed", "; ".join(p.message for p in exc.problems))
             return
@@ -179,6 +213,8 @@ class ApRun:
             missing = [r for r in radio_interfaces(ap.device) if r not in ap.saved.interfaces]
             if missing:
                 ap.fail("failed", f"{name}: no radio interface {', '.join(missing)} on the device")
+            else:
+                self._preflight_bridge(ap, driver)
         except ConnectionFailed as exc:
             ap.fail("unreachable", str(exc))
         except DeviceError as exc:
@@ -192,8 +228,20 @@ class ApRun:
         if ap.skip:
             self._report(ap, f"skipped, nothing changed: {ap.result.error}")
 
+    def _preflight_bridge(self, ap: _Ap, driver: Any) -> None:
+        ap.saved_ports = driver.bridge_ports(list(ap.bridge_ports))
+        first = next(iter(ap.saved_ports.values()), None)
+        vids = sorted({vid for vlans in ap.bridge_ports.values() for vid in vlans})
+        if first is not None and not first.vlan_aware:
+            ap.fail("failed", f"{ap.name}: br0 has no VLANs ({first.detail}; no Open vSwitch): "
+                              f"VLANs {','.join(map(str, vids))} cannot be kept apart, nothing changed")
+            return
+        absent = [port for port, state in ap.saved_ports.items() if not state.exists]
+        if absent:
+            ap.fail("failed", f"{ap.name}: no interface {', '.join(absent)} on the device")
+
     def _plan_port(self, ap: _Ap, sw: _Switch) -> None:
-        from dzops.execute.drivers.cumulus import vlan_commands
+        from dzops.execute.drivers.bridge import restore_commands, set_commands
 
         assert ap.port is not None
         info = ap.result.data["switch_port"]
@@ -211,23 +259,29 @@ class ApRun:
         if not state.vlan_aware:
             info["status"] = "not_applicable"
             info["note"] = (f"{sw.name} {ap.port.port}: trunk VLANs {','.join(map(str, ap.port.vids))} not applied: "
-                            f"{sw.name}'s bridge has no VLAN filtering "
-                            f"(/sys/class/net/br0/bridge/vlan_filtering: {state.vlan_filtering}); "
+                            f"{sw.name}'s bridge has no VLANs ({state.detail}; no Open vSwitch); "
                             f"the port carries every frame untagged")
             return
         intended = {v.vid: v.native for v in ap.port.vlans}
-        ap.port_commands = vlan_commands(ap.port.port, state.vlans, intended)
-        ap.port_undo = vlan_commands(ap.port.port, {v: (n, n) for v, n in intended.items()},
-                                     {vid: pvid for vid, (pvid, _u) in state.vlans.items()})
+        ap.switch_saved = state
+        ap.port_commands = set_commands(ap.port.port, state, intended)
+        ap.port_undo = restore_commands(ap.port.port, state, intended)
         info["status"] = "changed" if ap.port_commands else "ok"
 
     def _plan_ap_changes(self, ap: _Ap) -> None:
         saved = ap.saved
+        from dzops.execute.drivers.bridge import restore_commands, set_commands
+
         ap.file_changes = {p: c for p, c in ap.files.items() if saved.files.get(p) != c}
-        ap.master_changes = {b.interface: b.bridge for b in ap.bsses if saved.masters.get(b.interface) != b.bridge}
         ap.restart = bool(ap.file_changes) or not saved.running or not self._bss_ok(ap, saved)[0]
         diffs = [file_diff(p, saved.files.get(p), c) for p, c in ap.file_changes.items()]
-        diffs += [f"~ {i}: bridge {ap.saved.masters.get(i) or '(none)'} -> {b}" for i, b in ap.master_changes.items()]
+        for port, intended in ap.bridge_ports.items():
+            before = ap.saved_ports[port]
+            commands = set_commands(port, before, intended)
+            if commands:
+                ap.ap_port_commands += commands
+                ap.ap_port_undo = restore_commands(port, before, intended) + ap.ap_port_undo
+                diffs.append(f"~ {ap.name} {port}: {describe_vlans(before)} -> {describe_vlans(intended)}")
         if ap.restart and not ap.file_changes:
             diffs.append("~ hostapd: (re)start")
         if ap.port is None:
@@ -242,7 +296,7 @@ class ApRun:
 
     # -- apply, verify, restore ----------------------------------------------------------------------
     def _changes(self, ap: _Ap) -> bool:
-        return bool(ap.file_changes or ap.master_changes or ap.restart or ap.port_commands)
+        return bool(ap.file_changes or ap.ap_port_commands or ap.restart or ap.port_commands)
 
     def _apply_verify(self, name: str) -> None:
         ap = self.aps[name]
@@ -258,8 +312,9 @@ class ApRun:
             ap.applied = True
             if ap.file_changes:
                 ap.driver.write_files({p: (c, file_mode(p)) for p, c in ap.file_changes.items()})
-            if ap.master_changes:
-                ap.driver.set_masters(ap.master_changes)
+            if ap.ap_port_commands:
+                ap.ap_ports_sent = True
+                ap.driver.apply_bridge_commands(ap.ap_port_commands)
             if ap.port_commands:
                 self.switches[ap.port.switch].driver.apply_bridge_commands(ap.port_commands)  # type: ignore[union-attr]
                 ap.result.data["switch_port"]["status"] = "changed"
@@ -289,7 +344,6 @@ class ApRun:
                 # hostapd_cli get_config shows no key_mgmt at all for an open BSS (wpa=0)
                 (f"{b.interface} open, no key", "key_mgmt" not in config) if b.security == "open" else
                 (f"{b.interface} key_mgmt {b.key_mgmt}", b.key_mgmt in config.get("key_mgmt", "").split()),
-                (f"{b.interface} in {b.bridge} (VLAN {b.vlan})", state.masters.get(b.interface) == b.bridge),
             ]
             for label, ok in checks:
                 if not ok:
@@ -297,8 +351,28 @@ class ApRun:
                 passed.append(label)
         return True, passed, None
 
+    def _ports_ok(self, ap: _Ap, ports: dict[str, Any], switch_state: Any) -> tuple[bool, list[str], str | None]:
+        """The AP's bridge ports and the switch port facing it, read back, against the intent."""
+        passed: list[str] = []
+        for port, intended in ap.bridge_ports.items():
+            label = f"{port} {describe_vlans(intended)} on br0"
+            if not ports.get(port) or not ports[port].carries(intended):
+                return False, passed, label
+            passed.append(label)
+        if ap.port is not None and switch_state is not None:
+            intended = {v.vid: v.native for v in ap.port.vlans}
+            label = f"{ap.port.switch} {ap.port.port} {describe_vlans(intended)}"
+            if not switch_state.carries(intended):
+                return False, passed, label
+            passed.append(label)
+        return True, passed, None
+
     def _checks(self, ap: _Ap, state: Any) -> tuple[bool, list[str], str | None]:
-        return self._bss_ok(ap, state)
+        ok, passed, failed = self._bss_ok(ap, state)
+        if not ok:
+            return ok, passed, failed
+        ok, more, failed = self._ports_ok(ap, ap.saved_ports, ap.switch_saved)
+        return ok, passed + more, failed
 
     def _verify(self, ap: _Ap) -> str | None:
         deadline = time.monotonic() + self.verify_timeout
@@ -306,12 +380,12 @@ class ApRun:
         while True:
             state = ap.driver.read_state([], [b.interface for b in ap.bsses])
             ok, passed, failed = self._bss_ok(ap, state)
-            if ok and ap.port_commands:
-                port = self.switches[ap.port.switch].driver.port_state(ap.port.port)  # type: ignore[union-attr]
-                want = {v.vid: (v.native, v.native) for v in ap.port.vlans}  # type: ignore[union-attr]
-                label = f"{ap.port.switch} {ap.port.port} carries VLANs {ap.port.vids}"  # type: ignore[union-attr]
-                ok, failed = port.vlans == want, (None if port.vlans == want else label)
-                passed = passed + [label] if ok else passed
+            if ok:
+                switch_state = None
+                if ap.switch_saved is not None:
+                    switch_state = self.switches[ap.port.switch].driver.port_state(ap.port.port)  # type: ignore[union-attr]
+                ok, more, failed = self._ports_ok(ap, ap.driver.bridge_ports(list(ap.bridge_ports)), switch_state)
+                passed = passed + more
             if ok:
                 ap.result.data["checks"] = passed
                 return None
@@ -339,8 +413,8 @@ class ApRun:
         saved = ap.saved
         if ap.file_changes:
             ap.driver.write_files({p: (saved.files.get(p), file_mode(p)) for p in ap.file_changes})
-        if ap.master_changes:
-            ap.driver.set_masters({i: saved.masters.get(i) for i in ap.master_changes})
+        if ap.ap_ports_sent:
+            ap.driver.apply_bridge_commands(ap.ap_port_undo)
         if ap.restart_sent:
             refused = ap.driver.restart(start=saved.running)
             if refused:
@@ -348,7 +422,7 @@ class ApRun:
         return []
 
     def _restore(self, ap: _Ap, reason: str, *, dropped: bool = False) -> None:
-        """Put back the saved files, bridges, hostapd state and switch port.
+        """Put back the saved files, bridge ports, hostapd state and switch port.
 
         A session that dropped (during the apply or the restore) is never reused: the restore gets
         one fresh connection.

@@ -1,7 +1,7 @@
 """The read-only Debian root filesystem every lab node boots from (as an overlayfs lower layer).
 
 Routers, switches, access points and servers all run on it: a stock Debian box with FRR, lldpd,
-hostapd and OpenSSH from Debian's own packages, so nothing of the machine's files is visible in a
+hostapd, Open vSwitch and OpenSSH from Debian's own packages, so nothing of the machine's files is visible in a
 node. The image lives under a directory named after its recipe stamp, so two checkouts with
 different recipes never replace each other's image under running labs.
 
@@ -46,9 +46,10 @@ INCLUDE = (
     "frr-pythontools",  # frr-reload.py: config replace on routers
     "hostapd",
     "procps",  # ps/pkill: what an admin (and sudo's tests) expect on a box
+    "openvswitch-switch",  # switches' and APs' VLAN-aware br0 (user-space datapath: no 8021q here)
 )
 # Bump when the build steps change in a way the package lists do not show.
-RECIPE_REVISION = 2
+RECIPE_REVISION = 3
 MARKER = "etc/dzops-base-image.json"  # inside the image, so a server can tell what it runs
 
 # Keeps upgrades inside a host from bringing back what the slimming removed.

@@ -422,6 +422,8 @@ class Lab:
                     # Daemons run with an empty config until vtysh -b; watchfrr comes after, as in frrinit.sh.
                     routers.load_frr_config(holder, node.name)
                 node_state["daemon_nspids"][daemon.name] = self._run_daemon(node.name, holder, daemon)
+                if daemon.name == "ovs-vswitchd":
+                    self._add_node_bridge(node, holder)
                 if daemon.name == "lldpd":
                     self._lldp_resume(node.name, holder)
         except BaseException:
@@ -454,13 +456,9 @@ class Lab:
         return key
 
     def _configure_links(self, node: LabNode, ns: str) -> None:
+        # Switches' and APs' ports join their Open vSwitch br0 once ovs-vswitchd runs (_add_node_bridge).
         cmds = [f"addr add {node.mgmt_address} dev mgmt0", "link set mgmt0 up", "link set lo up"]
-        bridged = node.kind in ("switch", "ap")
-        if bridged:
-            self._add_node_bridge(node, ns)
         for iface in self._node_ifaces(node):
-            if bridged:
-                cmds.append(f"link set {iface.name} master br0")
             cmds.append(f"link set {iface.name} up")
             if self._linked(node.name, iface.name) is None:
                 cmds.append(f"link set {routers.standin_peer(iface.name)} up")
@@ -472,14 +470,13 @@ class Lab:
                 if end_node == node.name:
                     netns.tbf(ns, end_if, link.bandwidth_kbps, what=f"{node.name}: shape {end_if}")
 
-    def _add_node_bridge(self, node: LabNode, ns: str) -> None:
-        """br0, VLAN-aware where the kernel can (CONFIG_BRIDGE_VLAN_FILTERING); plain otherwise."""
-        if vlan_filtering_supported():
-            netns.ip_batch(
-                netns.add_bridge_cmds("br0", vlan_filtering=True), netns=ns, what=f"{node.name}: br0"
-            )
-        else:
-            netns.ip_batch(netns.add_bridge_cmds("br0"), netns=ns, what=f"{node.name}: br0 (no VLAN support)")
+    def _add_node_bridge(self, node: LabNode, holder: int) -> None:
+        """The VLAN-aware br0 of a switch or AP: an Open vSwitch bridge holding every data port."""
+        ports = [iface.name for iface in self._node_ifaces(node)]
+        for argv, what in ((routers.bridge_setup_argv(ports), "br0"), (["ip", "link", "set", "br0", "up"], "br0 up")):
+            proc = netns.run(netns.nsenter_argv(holder, argv), what=f"{node.name}: {what}", check=False)
+            if proc.returncode != 0:
+                raise LabError(f"{node.name}: {what} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
 
     def _run_daemon(self, node_name: str, holder: int, daemon: routers.Daemon) -> int:
         """Start a daemon inside the node; returns its PID in the node's own PID namespace."""
@@ -738,37 +735,6 @@ class Lab:
             shutil.rmtree(leftover, ignore_errors=True)
         for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log", STATE_FILE.replace(".json", ".tmp")):
             (self.state_dir / name).unlink(missing_ok=True)
-
-
-_vlan_filtering: bool | None = None
-_probe_lock = threading.Lock()
-
-
-def vlan_filtering_supported() -> bool:
-    """Whether this kernel has VLAN-aware bridges; probed once with a throwaway netns.
-
-    Some kernels (the project's CI VM: no CONFIG_BRIDGE_VLAN_FILTERING, no 8021q) refuse
-    `vlan_filtering 1` with "Operation not supported"; the lab then builds plain bridges.
-    """
-    global _vlan_filtering
-    with _probe_lock:
-        if _vlan_filtering is None:
-            _vlan_filtering = _probe_vlan_filtering()
-    return _vlan_filtering
-
-
-def _probe_vlan_filtering() -> bool:
-    probe = f"dzprobe-{os.getpid()}"
-    netns.add_netns(probe)
-    try:
-        proc = netns.run(
-            ["ip", "-n", probe, "link", "add", "br0", "type", "bridge", "vlan_filtering", "1"], check=False
-        )
-    finally:
-        netns.delete_netns(probe)
-    if proc.returncode != 0:
-        log.warning("this kernel has no VLAN-aware bridges: switches and APs get a plain br0")
-    return proc.returncode == 0
 
 
 def _ssh_banner(ip: str, timeout: float = 2.0) -> str:

@@ -50,6 +50,9 @@ mknod -m 666 "$merged/dev/full" c 1 7
 mknod -m 666 "$merged/dev/random" c 1 8
 mknod -m 666 "$merged/dev/urandom" c 1 9
 mknod -m 666 "$merged/dev/tty" c 5 0
+# Open vSwitch's user-space datapath (switches, APs) makes each bridge's own port a tap device.
+mkdir -m 0755 "$merged/dev/net"
+mknod -m 666 "$merged/dev/net/tun" c 10 200
 mkdir -m 0755 "$merged/dev/pts"
 # A devpts instance of its own: ptys of this node are invisible to the others.
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$merged/dev/pts"

@@ -12,14 +12,19 @@ Router (kind "router"): FRR zebra, staticd, ospfd and watchfrr (`--dry`: fault i
   (`dzops.lab.access`), exactly as `dzops onboard` does on a real box, and takes the login out of
   group `sudo`: what dzops does on a router afterwards rests on the role's narrow sudo rules only.
 
-Switch (kind "switch", Cumulus-like): `br0` with every data port (swpN) enslaved, FRR zebra +
-  watchfrr, sshd, lldpd. The login user gets bash and passwordless sudo, like Cumulus' admin
-  account: the switch driver (dzops.execute.drivers.cumulus) runs its steps as `sudo -n sh -c`.
+Switch (kind "switch", Cumulus-like): Open vSwitch's ovsdb-server and ovs-vswitchd (started as
+  Debian's units start them, through ovs-ctl), a VLAN-aware `br0` with every data port (swpN) on it,
+  FRR zebra + watchfrr, sshd, lldpd. The kernel here has no VLAN-aware Linux bridge and no 8021q,
+  so br0 is an OVS bridge with `datapath_type=netdev` (user-space forwarding over the veths; each
+  node runs its own OVS, since a vswitchd reaches only the interfaces of its own namespace). Ports
+  start as Open vSwitch leaves them (no tag, no trunks: every VLAN, untagged frames in one). The
+  login user gets bash and passwordless sudo, like Cumulus' admin account: the switch driver
+  (dzops.execute.drivers.cumulus) runs its steps as `sudo -n sh -c`.
 
-Access point (kind "ap"): `br0` with every data interface enslaved (`eth0` uplink and any `wlanN`,
-  stand-ins for radios), sshd, lldpd, and Debian's hostapd with `driver=none` (no radio exists on
-  this kernel). Factory state (empty `hostapd_config`): hostapd not running. The login user gets
-  bash and passwordless sudo: the AP driver (dzops.execute.drivers.hostapd) runs `sudo -n sh -c`.
+Access point (kind "ap"): Open vSwitch as on a switch, `br0` with every data interface on it
+  (`eth0` uplink and any `wlanN`, stand-ins for radios), sshd, lldpd, and Debian's hostapd with
+  `driver=none` (no radio exists on this kernel). Factory state (empty `hostapd_config`): hostapd
+  not running. The login user gets bash and passwordless sudo: the AP driver (dzops.execute.drivers.hostapd) runs `sudo -n sh -c`.
   hostapd facts that shape the provisioning procedure (measured with hostapd 2.10):
   - `driver=none` cannot create secondary BSSes: a `bss=` section fails with "Failed to add BSS".
     One hostapd process can however run several interfaces, one config file each, listed in
@@ -50,6 +55,9 @@ log = logging.getLogger(__name__)
 LLDP_SOCKET = "/run/lldpd.socket"  # inside the node: lldpcli's default, so plain `lldpcli` works
 HOSTAPD_CTRL_DIR = "/run/hostapd"
 HOSTAPD_PIDFILE = "/run/hostapd.pid"
+BRIDGE = "br0"  # switches' and APs' one bridge
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+OVS_DEFAULTS = "/etc/default/openvswitch-switch"
 STANDIN_SUFFIX = "_lp"  # peer end of a veth that stands in for an unlinked port; LLDP ignores it
 FRR_DAEMONS = ("zebra", "staticd", "ospfd")
 FRR_DIR = "/usr/lib/frr"
@@ -120,10 +128,35 @@ def daemons_for(node: LabNode) -> list[Daemon]:
             Daemon("watchfrr", (f"{FRR_DIR}/watchfrr", "-d", "--dry", *frr), "/run/frr/watchfrr.pid",
                    keep=("sys_admin",))
         )
+    if node.kind in ("switch", "ap"):
+        result += [_ovs_daemon("ovsdb-server", "--no-ovs-vswitchd"), _ovs_daemon("ovs-vswitchd", "--no-ovsdb-server")]
     result += [sshd, lldpd]
     if node.kind == "ap":
         result.append(Daemon("hostapd", ("/bin/sh", "-c", _HOSTAPD_START), HOSTAPD_PIDFILE))
     return result
+
+
+def _ovs_daemon(name: str, only: str) -> Daemon:
+    """One Open vSwitch daemon, started the way Debian's ovsdb-server.service / ovs-vswitchd.service do
+    (their EnvironmentFile is /etc/default/openvswitch-switch); ovs-ctl writes /run/openvswitch/NAME.pid."""
+    script = (f"[ -r {OVS_DEFAULTS} ] && . {OVS_DEFAULTS}; "
+              f"exec {OVS_CTL} {only} --no-monitor --system-id=random --no-record-hostname start $OVS_CTL_OPTS")
+    return Daemon(name, ("/bin/sh", "-c", script), f"/run/openvswitch/{name}.pid")
+
+
+def ovs_defaults() -> str:
+    """/etc/default/openvswitch-switch of a lab switch or AP."""
+    # mlockall would pin every vswitchd's whole address space; dozens of nodes share this machine.
+    return 'OVS_CTL_OPTS="--no-mlockall"\n'
+
+
+def bridge_setup_argv(ports: list[str]) -> list[str]:
+    """ovs-vsctl creating br0 (user-space datapath) with the node's data ports; kept in the node's conf.db."""
+    argv = ["ovs-vsctl", "--timeout=30", "--may-exist", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE,
+            "datapath_type=netdev"]
+    for port in ports:
+        argv += ["--", "--may-exist", "add-port", BRIDGE, port]
+    return argv
 
 
 _HOSTAPD_START = (
@@ -251,6 +284,8 @@ def write_node_files(root: RootWriter, node: LabNode, host_key: Path, repo_url: 
         root.write("etc/frr/vtysh.conf", vtysh_conf(node), 0o640)
         stock = (root.lower / "etc/frr/daemons").read_text()
         root.write("etc/frr/daemons", frr_daemons_file(node, stock), 0o640)
+    if node.kind in ("switch", "ap"):
+        root.write(OVS_DEFAULTS.lstrip("/"), ovs_defaults())
     if node.kind == "ap" and node.hostapd_config:
         root.write("etc/hostapd/hostapd.conf", node.hostapd_config, 0o600)
     if node.kind == "server":

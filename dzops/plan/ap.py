@@ -8,9 +8,10 @@ each SSID is its own config file with its own `interface=wlanN`, and `/etc/defau
 them in `DAEMON_CONF`; one hostapd process serves them all. The SSID of the i-th entry of the AP's
 `ssids` goes to its i-th radio interface (`wlan*` in `interfaces`, in name order).
 
-VLANs on the AP: one Linux bridge per VLAN (`br<VID>`, as OpenWrt/Debian APs do it), named in each
-SSID file as `bridge=`. On a real AP the bridge also holds the tagged uplink `eth0.<VID>`; the lab's
-kernel has no 8021q, so there the bridge holds only the SSID's interface (the driver says so).
+VLANs on the AP: one VLAN-aware bridge `br0` (named in each SSID file as `bridge=`): each SSID's
+interface is an access port of its VLAN, the uplink a trunk of the SSIDs' VLANs with the management
+VLAN native (`ap_port_vlans`), as the uplink switch port is (`switch_port`). The driver sets them on
+Open vSwitch or a VLAN-aware Linux bridge, whichever the AP runs.
 """
 
 from __future__ import annotations
@@ -76,13 +77,7 @@ def radio_interfaces(device: Device) -> list[str]:
     return sorted(name for name in device.interfaces if name.startswith(RADIO_PREFIX))
 
 
-def vlan_bridge(vlan: int) -> str:
-    """The AP's bridge for one VLAN.
-
-    >>> vlan_bridge(20)
-    'br20'
-    """
-    return f"br{vlan}"
+AP_BRIDGE = "br0"  # the AP's one VLAN-aware bridge: SSIDs are its access ports, the uplink its trunk
 
 
 def channel_for(band: str, channel: int | str) -> int:
@@ -167,7 +162,7 @@ def ap_bsses(inventory: Inventory, device: Device) -> list[Bss]:
             ap=device.name, profile=name,
             interface=radios[index] if index < len(radios) else f"{RADIO_PREFIX}{index}",
             ssid=profile.ssid, security=profile.security, vlan=profile.vlan,
-            vlan_name=vlan.name if vlan else f"vlan{profile.vlan}", bridge=vlan_bridge(profile.vlan),
+            vlan_name=vlan.name if vlan else f"vlan{profile.vlan}", bridge=AP_BRIDGE,
             hidden=profile.hidden, client_isolation=profile.client_isolation, band=profile.band,
             hw_mode="g" if profile.band == "2.4ghz" else "a",
             channel=channel_for(profile.band, radio.channel if radio else "auto"),
@@ -284,12 +279,25 @@ def switch_port(inventory: Inventory, device: Device) -> SwitchPort | None:
     switch = inventory.devices.get(device.uplink.switch)
     if switch is None:
         raise _problem(device, f"uplink switch '{device.uplink.switch}' is not in the inventory", "uplink.switch")
-    mgmt = management_vlan(inventory)
-    vids = sorted({inventory.ssid_profiles[s].vlan for s in device.ssids if s in inventory.ssid_profiles}
-                  | ({mgmt} if mgmt else set()))
-    vlans = tuple(TrunkVlan(v, inventory.vlans[v].name if v in inventory.vlans else f"vlan{v}", v == mgmt)
-                  for v in vids)
+    vlans = tuple(TrunkVlan(v, inventory.vlans[v].name if v in inventory.vlans else f"vlan{v}", native)
+                  for v, native in trunk_vids(inventory, device).items())
     return SwitchPort(device.name, switch.name, device.uplink.port, switch.platform, vlans)
+
+
+def trunk_vids(inventory: Inventory, device: Device) -> dict[int, bool]:
+    """vid -> native of the AP's uplink trunk: its SSIDs' VLANs, and the management VLAN native."""
+    mgmt = management_vlan(inventory)
+    vids = {inventory.ssid_profiles[s].vlan for s in device.ssids if s in inventory.ssid_profiles}
+    return {vid: vid == mgmt for vid in sorted(vids | ({mgmt} if mgmt else set()))}
+
+
+def ap_port_vlans(inventory: Inventory, device: Device) -> dict[str, dict[int, bool]]:
+    """Port of the AP's bridge -> the VLANs it carries (vid -> native): each SSID's interface an
+    access port of its VLAN, the uplink interface a trunk like the switch port facing it."""
+    ports = {b.interface: {b.vlan: True} for b in ap_bsses(inventory, device)}
+    if device.uplink is not None:
+        ports[device.uplink.interface] = trunk_vids(inventory, device)
+    return ports
 
 
 def access_points_in_scope(inventory: Inventory, names: list[str] | None = None, site: str | None = None) -> list[str]:

@@ -1,8 +1,9 @@
 """provision-ap against the lab's real hostapd APs and Cumulus-style switches.
 
-The lab kernel has no VLAN-aware bridges and no 8021q: each SSID's VLAN shows as the AP bridge its
-interface sits in (`br<VID>`, named in the SSID file), and the switch-port trunk is reported as not
-applicable (its rendered config is golden-tested in tests/plan/test_ap_plan.py).
+The lab's switches and APs run Open vSwitch (the kernel has no VLAN-aware bridge and no 8021q):
+each SSID's interface is an access port of its VLAN on the AP's br0, and the AP uplink and the
+switch port facing it are trunks of the SSIDs' VLANs (management native), read back from ovs-vsctl.
+That VLANs really separate traffic is tests/lab/test_lab_vlans.py's.
 """
 
 from __future__ import annotations
@@ -28,15 +29,23 @@ pytestmark = pytest.mark.lab
 
 TALO = "gewog-talo-ap1"
 FILES = ("/etc/default/hostapd", "/etc/hostapd/wlan0.conf", "/etc/hostapd/wlan1.conf")
+SWITCH, SWITCH_PORT = "gewog-talo-sw1", "swp2"
+
+
+def port_vlans(lab, node: str, port: str) -> str:
+    """`vlan_mode tag trunks` of an Open vSwitch port, as ovs-vsctl prints them, on one line."""
+    proc = lab.exec(node, ["ovs-vsctl", "get", "port", port, "vlan_mode", "tag", "trunks"])
+    assert proc.returncode == 0, proc.stderr
+    return " ".join(proc.stdout.split())
 
 
 def snapshot(lab, node: str) -> dict[str, str]:
-    """The AP's hostapd files, hostapd's pid and each radio interface's bridge, read at the console."""
+    """The AP's hostapd files, hostapd's pid, its br0 ports' VLANs and the switch port's, read at the consoles."""
     out = {f: lab.exec(node, ["cat", f]).stdout for f in FILES}
     out["pid"] = lab.exec(node, ["cat", "/run/hostapd.pid"]).stdout.strip()
-    links = json.loads(lab.exec(node, ["ip", "-j", "link", "show"]).stdout)
-    out.update({f"master:{link['ifname']}": link.get("master", "") for link in links
-                if link["ifname"].startswith("wlan")})
+    out.update({f"vlans:{port}": port_vlans(lab, node, port) for port in ("wlan0", "wlan1", "eth0")})
+    if node == TALO:
+        out["vlans:switch"] = port_vlans(lab, SWITCH, SWITCH_PORT)
     return out
 
 
@@ -58,35 +67,41 @@ def with_ap(inventory: Inventory, host: str, **changes: object) -> Inventory:
     return inventory.model_copy(update={"devices": devices})
 
 
-def test_first_run_starts_hostapd_with_every_ssid_in_its_vlan_bridge(provisioned_lab):
+def test_first_run_starts_hostapd_with_every_ssid_in_its_vlan(provisioned_lab):
     results = provisioned_lab.extra["ap"]
     lab = provisioned_lab.handle.lab
     assert len(results) == 11
     assert all(r.status == "changed" and r.changed and r.data["restarted"] for r in results), \
         [(r.host, r.status, r.error) for r in results]
     for result in results:
-        assert len(result.data["checks"]) == 8  # 2 SSIDs x (ENABLED, ssid, key_mgmt, bridge)
+        # 2 SSIDs x (ENABLED, ssid, key_mgmt), 2 access ports, the uplink trunk, the switch port
+        assert len(result.data["checks"]) == 10, result.data["checks"]
         for ssid in result.data["ssids"]:
             status = cli_status(lab, result.host, ssid["interface"])
             config = cli_status(lab, result.host, ssid["interface"], "get_config")
             assert status["state"] == "ENABLED" and config["ssid"] == ssid["ssid"]
             assert config["key_mgmt"] == "WPA-PSK"
-            assert f"bridge={ssid['bridge']}" in lab.exec(result.host, ["cat", f"/etc/hostapd/{ssid['interface']}.conf"]).stdout
+            assert f"# VLAN {ssid['vlan']} (" in lab.exec(result.host, ["cat", f"/etc/hostapd/{ssid['interface']}.conf"]).stdout
+            assert ssid["bridge"] == "br0"
+            assert port_vlans(lab, result.host, ssid["interface"]) == f"access {ssid['vlan']} []"
     talo = next(r for r in results if r.host == TALO)
-    assert [(s["ssid"], s["vlan"], s["bridge"]) for s in talo.data["ssids"]] == \
-        [("Punakha-Staff", 10, "br10"), ("Punakha-Guest", 20, "br20")]
+    assert [(s["ssid"], s["vlan"]) for s in talo.data["ssids"]] == [("Punakha-Staff", 10), ("Punakha-Guest", 20)]
     snap = snapshot(lab, TALO)
-    assert snap["master:wlan0"] == "br10" and snap["master:wlan1"] == "br20"
+    assert (snap["vlans:wlan0"], snap["vlans:wlan1"]) == ("access 10 []", "access 20 []")
+    assert snap["vlans:eth0"] == snap["vlans:switch"] == "native-untagged 99 [10, 20, 99]"
 
 
-def test_switch_port_is_reported_not_applicable_without_vlan_filtering(provisioned_lab):
+def test_switch_port_trunk_is_applied_and_verified(provisioned_lab):
+    """The switch runs Open vSwitch: the trunk is set, read back and reported; no not_applicable left."""
     lab = provisioned_lab.handle.lab
-    assert lab.exec("gewog-talo-sw1", ["cat", "/sys/class/net/br0/bridge/vlan_filtering"]).returncode != 0
+    assert lab.exec(SWITCH, ["ovs-vsctl", "br-exists", "br0"]).returncode == 0
     for result in provisioned_lab.extra["ap"]:
         port = result.data["switch_port"]
-        assert port["status"] == "not_applicable" and port["vlans"] == [10, 20, 99] and port["native_vlan"] == 99
-        assert "no VLAN filtering" in port["note"] and port["port"] in port["note"]
-        assert "bridge vlan add dev swp2 vid 99 pvid untagged" in result.diff
+        assert port["status"] == "changed" and port["vlans"] == [10, 20, 99] and port["native_vlan"] == 99, port
+        assert port["note"] is None
+        assert f"{port['switch']} {port['port']} trunk VLANs 10,20 native 99" in result.data["checks"]
+        assert f"set port {port['port']} vlan_mode=native-untagged tag=99 trunks=[10,20,99]" in result.diff
+        assert port_vlans(lab, port["switch"], port["port"]) == "native-untagged 99 [10, 20, 99]"
 
 
 def test_psk_never_in_results(provisioned_lab):
@@ -122,13 +137,17 @@ def test_vlan_change_rewrites_only_that_ssid(provisioned_lab):
     assert result.status == "changed", result.error
     assert result.data["files_changed"] == ["/etc/hostapd/wlan1.conf"]
     assert result.data["switch_port"]["vlans"] == [10, 30, 99]
-    assert "-bridge=br20" in result.diff and "+bridge=br30" in result.diff and "~ wlan1: bridge br20 -> br30" in result.diff
+    assert "-# VLAN 20 (guest)" in result.diff and "+# VLAN 30 (guest-new)" in result.diff
+    assert f"~ {TALO} wlan1: access VLAN 20 -> access VLAN 30" in result.diff
     assert "wlan0" not in result.diff.replace("/etc/hostapd/wlan1.conf", "")
-    assert after["master:wlan1"] == "br30" and after["master:wlan0"] == "br10"
-    assert {k: v for k, v in after.items() if "wlan1" not in k and k != "pid"} == \
-           {k: v for k, v in before.items() if "wlan1" not in k and k != "pid"}
+    assert after["vlans:wlan1"] == "access 30 []" and after["vlans:wlan0"] == "access 10 []"
+    assert after["vlans:eth0"] == after["vlans:switch"] == "native-untagged 99 [10, 30, 99]"
+    unrelated = ("wlan1", "eth0", "switch", "pid")
+    assert {k: v for k, v in after.items() if not any(u in k for u in unrelated)} == \
+           {k: v for k, v in before.items() if not any(u in k for u in unrelated)}
     assert cli_status(lab, TALO, "wlan1")["state"] == "ENABLED" == cli_status(lab, TALO, "wlan0")["state"]
-    assert restored.status == "changed" and snapshot(lab, TALO)["/etc/hostapd/wlan1.conf"] == before["/etc/hostapd/wlan1.conf"]
+    assert restored.status == "changed"
+    assert {k: v for k, v in snapshot(lab, TALO).items() if k != "pid"} == {k: v for k, v in before.items() if k != "pid"}
 
 
 def _vaulted(text: str, password_file: Path) -> str:

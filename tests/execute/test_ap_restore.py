@@ -9,7 +9,7 @@ import pytest
 from dzops.exceptions import ConnectionFailed
 from dzops.execute import ap as ap_run
 from dzops.execute.drivers.base import Credentials
-from dzops.execute.drivers.cumulus import PortState
+from dzops.execute.drivers.bridge import PortState
 from dzops.execute.drivers.hostapd import ApState
 from dzops.inventory.loader import load_inventory
 from dzops.plan.ap import ap_bsses, radio_interfaces
@@ -25,6 +25,7 @@ class FakeAp:
     def __init__(self, interfaces: set[str]) -> None:
         self.files: dict[str, str] = dict(FACTORY)
         self.masters: dict[str, str | None] = {}
+        self.port_vlans: dict[str, str] = {}  # br0 port -> its VLANs as set (Open vSwitch columns)
         self.running = False
         self.interfaces = interfaces
         self.sessions: list[FakeSession] = []
@@ -68,9 +69,19 @@ class FakeSession:
             else:
                 self.box.files[path] = content
 
-    def set_masters(self, masters: dict[str, str | None]) -> None:
-        self._call("set_masters")
-        self.box.masters.update(masters)
+    def bridge_ports(self, ports: list[str]) -> dict[str, PortState]:
+        self._call("bridge_ports")
+        return {p: PortState(exists=True, backend="ovs", member=True, all_vlans=p not in self.box.port_vlans,
+                             raw=self.box.port_vlans.get(p, "vlan_mode=[] tag=[] trunks=[]")) for p in ports}
+
+    def apply_bridge_commands(self, commands: list[str]) -> None:
+        self._call("apply_bridge_commands")
+        for command in commands:
+            port, columns = command.split(" set port ")[1].split(" ", 1)
+            if columns == "vlan_mode=[] tag=[] trunks=[]":
+                self.box.port_vlans.pop(port, None)
+            else:
+                self.box.port_vlans[port] = columns
 
     def restart(self, start: bool = True) -> str | None:
         self._call("restart")
@@ -90,7 +101,7 @@ class FakeSwitch:
     def close(self) -> None: ...
 
     def port_state(self, port: str) -> PortState:
-        return PortState(exists=True, vlan_filtering="missing")
+        return PortState(exists=True, backend="none", detail="/sys/class/net/br0/bridge/vlan_filtering: missing")
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +121,14 @@ def box(inventory, monkeypatch: pytest.MonkeyPatch) -> FakeAp:
     return fake
 
 
-@pytest.mark.parametrize("drop_on", ["restart", "set_masters"])
+@pytest.mark.parametrize("drop_on", ["restart", "apply_bridge_commands"])
 def test_a_session_lost_mid_apply_is_replaced_for_the_restore(inventory, box: FakeAp, drop_on: str) -> None:
     box.drop_on = drop_on
     [result] = ap_run.provision_ap(inventory, [AP], verify_timeout=1)
     assert result.status == "rolled_back", result.error
     assert "Socket is closed" in (result.error or "") and "restored the saved files" in (result.error or "")
     assert box.files == FACTORY and not box.running  # as it was: factory files, hostapd stopped
+    assert box.port_vlans == {}  # every br0 port back to Open vSwitch's default (no tag, no trunks)
     assert [s.dead for s in box.sessions] == [True, False]  # the dead session was never asked to restore
 
 

@@ -34,8 +34,9 @@ pytestmark = pytest.mark.lab
 
 HQ = "punakha-hq-rtr1"
 ROUTER_DAEMONS = {"zebra", "staticd", "ospfd", "watchfrr", "sshd", "lldpd"}
-SWITCH_DAEMONS = {"zebra", "watchfrr", "sshd", "lldpd"}
-AP_DAEMONS = {"sshd", "lldpd"}  # factory state: hostapd is not expected to run
+OVS_DAEMONS = {"ovsdb-server", "ovs-vswitchd"}  # each switch's and AP's own Open vSwitch (VLAN-aware br0)
+SWITCH_DAEMONS = {"zebra", "watchfrr", "sshd", "lldpd"} | OVS_DAEMONS
+AP_DAEMONS = {"sshd", "lldpd"} | OVS_DAEMONS  # factory state: hostapd is not expected to run
 SERVER_DAEMONS = {"sshd", "lldpd"}
 
 
@@ -229,12 +230,12 @@ def test_every_port_exists_and_unlinked_ports_have_carrier(lab: Lab, inventory: 
     for node in lab.spec.nodes:
         for iface in [*node.interfaces, LabInterface("mgmt0")]:
             assert "LOWER_UP" in found[node.name][iface.name]["flags"], (node.name, iface.name)
-    # the radio stand-ins of each AP are cabled to nothing, yet are up ports of a bridge (br0 at
-    # factory state, their VLAN's br<VID> once provisioned)
-    for ap in _names(inventory, "hostapd"):
-        for radio in ("wlan0", "wlan1"):
-            assert str(found[ap][radio].get("master")).startswith("br"), (ap, radio)
-    assert found["punakha-hq-sw1"]["swp1"].get("master") == "br0"
+    # the radio stand-ins of each AP are cabled to nothing, yet are up ports of the AP's Open vSwitch
+    # br0 (access ports of their SSID's VLAN once provisioned); a switch's ports are on its br0
+    bridge_of = {(node, port): lab.exec(node, ["ovs-vsctl", "port-to-br", port]).stdout.strip()
+                 for node in [*_names(inventory, "hostapd"), "punakha-hq-sw1"]
+                 for port in (("swp1", "swp2") if node.endswith("sw1") else ("wlan0", "wlan1", "eth0"))}
+    assert set(bridge_of.values()) == {"br0"}, bridge_of
 
 
 def _tbf_rate_bits(qdisc: str) -> int | None:
@@ -367,12 +368,11 @@ def test_router_frr_reload_through_the_roles_sudo_rules(lab: Lab, inventory: Inv
 
 def test_switch_user_gets_bash_and_passwordless_sudo(lab: Lab, inventory: Inventory) -> None:
     with _ssh(lab, inventory, "punakha-hq-sw1") as client:
-        rc, out, err = _run(client, "echo $0; id -un; sudo -n id -u; sudo -n bridge link show")
+        rc, out, err = _run(client, "echo $0; id -un; sudo -n id -u; sudo -n ovs-vsctl list-ports br0")
     assert rc == 0, err
-    shell, user, root_uid, *bridge = out.splitlines()
+    shell, user, root_uid, *ports = out.splitlines()
     assert (shell, user, root_uid) == ("bash", inventory.devices["punakha-hq-sw1"].username, "0")
-    assert {re.search(r"\d+: (\w+)", line).group(1) for line in bridge  # type: ignore[union-attr]
-            if "master br0" in line} >= {"swp1", "swp2", "swp3"}
+    assert set(ports) >= {"swp1", "swp2", "swp3"}
 
 
 # --- LLDP, OSPF, faults ----------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def test_ap_ssids_by_hand_over_ssh_and_back(lab: Lab, inventory: Inventory) -> N
             default = f'DAEMON_CONF="{" ".join(files)}"\n'
             assert _run(client, "sudo -n tee /etc/default/hostapd >/dev/null", stdin=default)[0] == 0
             for radio in ("wlan0", "wlan1"):
-                assert _run(client, f"sudo -n ip link set {radio} master br0")[0] == 0
+                assert _run(client, f"sudo -n ovs-vsctl --may-exist add-port br0 {radio}")[0] == 0
             rc, out, err = _run(client, HOSTAPD_START)
             assert rc == 0, out + err
             for iface, ssid in (("wlan0", "Toewang-Test"), ("wlan1", "Toewang-Test-Guest")):

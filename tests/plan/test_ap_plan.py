@@ -152,7 +152,7 @@ def test_vlan_change_touches_only_that_ssid_file(inventory: Inventory) -> None:
     after = ap.intended_ap_files(after_inv, after_inv.devices[AP])
     changed = sorted(p for p in before if before[p] != after[p])
     assert changed == ["/etc/hostapd/wlan1.conf"]
-    assert "bridge=br30" in after["/etc/hostapd/wlan1.conf"]
+    assert "# VLAN 30 (" in after["/etc/hostapd/wlan1.conf"] and "bridge=br0" in after["/etc/hostapd/wlan1.conf"]
     assert ap.switch_port(after_inv, after_inv.devices[AP]).vids == [10, 30, 99]
 
 

@@ -7,8 +7,9 @@ Procedure (measured on the lab's hostapd 2.10, see `dzops.lab.routers`):
 - read: one exec channel prints every file (base64), `ip -j link show`, whether hostapd runs and
   `hostapd_cli status|get_config` of each SSID interface;
 - write: one exec channel, files on stdin, each written to a temporary name and renamed;
-- VLAN: each SSID interface is made a port of its VLAN's bridge `br<VID>` (hostapd with
-  driver=none does not enslave it itself);
+- VLAN: each SSID interface is an access port of its VLAN on the AP's one bridge `br0`, the uplink
+  a trunk of the SSIDs' VLANs (`dzops.execute.drivers.bridge`: Open vSwitch or a VLAN-aware Linux
+  bridge, detected on the AP; hostapd with driver=none does not add the interface itself);
 - restart = validate: stop with start-stop-daemon (waits until the ctrl sockets are gone), start
   with `hostapd -B`; exit status 1 and `Line N: ...` mean hostapd refused the files.
 
@@ -25,12 +26,12 @@ from typing import Any
 
 from dzops.exceptions import DeviceError
 from dzops.execute.drivers.base import Credentials
+from dzops.execute.drivers.bridge import BridgePorts
 from dzops.execute.ssh import Session
 
 PIDFILE = "/run/hostapd.pid"
 CTRL_DIR = "/run/hostapd"
 HOSTAPD = "/usr/sbin/hostapd"
-NOMASTER = "-"
 
 _READ_SCRIPT = r"""
 pidfile=$1 ctrl=$2; shift 2
@@ -58,17 +59,6 @@ while read -r path mode data; do
   printf '%s' "$data" | base64 -d > "$path.dzops-new"
   chmod "$mode" "$path.dzops-new"
   mv -f "$path.dzops-new" "$path"
-done
-"""
-
-_MASTER_SCRIPT = r"""
-set -e
-while [ $# -gt 1 ]; do
-  i=$1 b=$2; shift 2
-  if [ "$b" = - ]; then ip link set "$i" nomaster; continue; fi
-  ip link show "$b" >/dev/null 2>&1 || ip link add "$b" type bridge
-  ip link set "$b" up
-  ip link set "$i" master "$b"
 done
 """
 
@@ -168,8 +158,8 @@ def parse_state(output: str) -> ApState:
     return state
 
 
-class Driver:
-    """A hostapd AP (files + one hostapd process) behind SSH with sudo."""
+class Driver(BridgePorts):
+    """A hostapd AP (files + one hostapd process, ports on br0) behind SSH with sudo."""
 
     def __init__(self, credentials: Credentials, **_options: Any) -> None:
         self.credentials = credentials
@@ -220,11 +210,6 @@ class Driver:
             else:
                 lines.append(f"{path} {mode:o} {base64.b64encode(content.encode()).decode()}")
         self._checked("writing the hostapd files", self.sudo_script(_WRITE_SCRIPT, stdin="\n".join(lines) + "\n"))
-
-    def set_masters(self, masters: dict[str, str | None]) -> None:
-        """Put each interface into the given bridge (created if missing); None: out of any bridge."""
-        args = [a for iface, bridge in masters.items() for a in (iface, bridge or NOMASTER)]
-        self._checked("setting the SSID bridges", self.sudo_script(_MASTER_SCRIPT, *args))
 
     def restart(self, start: bool = True) -> str | None:
         """Stop hostapd, then start it (when asked) on the files in place; returns hostapd's refusal, if any."""
