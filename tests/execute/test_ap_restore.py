@@ -26,6 +26,7 @@ class FakeAp:
         self.files: dict[str, str] = dict(FACTORY)
         self.masters: dict[str, str | None] = {}
         self.port_vlans: dict[str, str] = {}  # br0 port -> its VLANs as set (Open vSwitch columns)
+        self.backend = "ovs"  # what the AP's br0 is; "none": a bridge without VLANs
         self.running = False
         self.interfaces = interfaces
         self.sessions: list[FakeSession] = []
@@ -71,6 +72,9 @@ class FakeSession:
 
     def bridge_ports(self, ports: list[str]) -> dict[str, PortState]:
         self._call("bridge_ports")
+        if self.box.backend == "none":
+            return {p: PortState(exists=True, backend="none", detail="/sys/class/net/br0/bridge/vlan_filtering: 0",
+                                 member=True) for p in ports}
         return {p: PortState(exists=True, backend="ovs", member=True, all_vlans=p not in self.box.port_vlans,
                              raw=self.box.port_vlans.get(p, "vlan_mode=[] tag=[] trunks=[]")) for p in ports}
 
@@ -146,3 +150,25 @@ def test_a_restore_that_cannot_reconnect_is_failed_not_rolled_back(inventory, bo
     assert result.status == "failed"
     assert "RESTORE FAILED: cannot reconnect to restore" in (result.error or "")
     assert box.files != FACTORY  # honest: the new files are still on the AP, and the result says so
+
+
+def test_an_ap_whose_bridge_has_no_vlans_is_left_untouched(inventory, box: FakeAp) -> None:
+    """Staff and guest in one flat bridge would reach each other: refused, with the detected reason."""
+    box.backend = "none"
+    [result] = ap_run.provision_ap(inventory, [AP], verify_timeout=1)
+    assert result.status == "failed" and "\n" not in (result.error or "")
+    assert result.error == (f"{AP}: br0 has no VLANs (/sys/class/net/br0/bridge/vlan_filtering: 0; no Open vSwitch): "
+                            "VLANs 10,20,99 cannot be kept apart, nothing changed")
+    assert box.files == FACTORY and box.port_vlans == {} and not box.running
+
+
+def test_a_switch_without_vlans_gets_the_trunk_reported_not_applicable(inventory, box: FakeAp) -> None:
+    [result] = ap_run.provision_ap(inventory, [AP], check=True)
+    port = result.data["switch_port"]
+    assert port["status"] == "not_applicable" and "vlan_filtering: missing" in port["note"]
+    assert "intended trunk (not applied here)" in result.diff
+    # the AP side is still planned: its SSIDs' access ports and its uplink trunk
+    assert result.status == "changed", result.error
+    assert f"~ {AP} eth0: every VLAN -> trunk VLANs 10,20 native 99" in result.diff
+    assert f"~ {AP} wlan1: every VLAN -> access VLAN 20" in result.diff
+    assert box.port_vlans == {} and box.files == FACTORY  # --check: nothing written

@@ -151,6 +151,29 @@ def test_trunk_apply_verify_and_restore_on_a_failed_verify(provisioned_lab, monk
     assert back.status == "changed" and {key: _port(lab, *key) for key in before} == before
 
 
+def test_a_bridge_without_vlans_is_detected_as_such():
+    """The not_applicable path is detected, not assumed: a plain Linux bridge (no OVS, no VLAN
+    filtering) in a throwaway namespace reads as backend "none", and nothing is planned on it."""
+    from dzops.execute.drivers.bridge import _READ_SCRIPT, parse_ports, set_commands
+
+    ns = f"{PREFIX}-nv{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for args in (("link", "add", "br0", "type", "bridge"), ("link", "add", "p0", "type", "veth", "peer", "name", "p1"),
+                     ("link", "set", "p0", "master", "br0")):
+            assert _ip(ns, *args).returncode == 0
+        out = subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", _READ_SCRIPT, "dz", "br0", "p0", "p9"],
+                             capture_output=True, text=True, timeout=60).stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
+    ports = parse_ports(out)
+    assert (ports["p0"].backend, ports["p0"].exists, ports["p0"].member) == ("none", True, True), out
+    assert "vlan_filtering" in ports["p0"].detail and not ports["p0"].vlan_aware
+    assert (ports["p9"].exists, ports["p9"].member) == (False, False)
+    with pytest.raises(ValueError, match="no VLANs to set"):
+        set_commands("p0", ports["p0"], {STAFF: True})
+
+
 def _pss_kib(lab, node: str, pidfile: str) -> int:
     pid = lab.exec(node, ["cat", pidfile]).stdout.strip()
     rollup = lab.exec(node, ["cat", f"/proc/{pid}/smaps_rollup"]).stdout
