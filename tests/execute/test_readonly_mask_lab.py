@@ -13,8 +13,11 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import os
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,13 +101,16 @@ class Accounts:
     address: str
     keys: dict[str, Path]
 
-    def ssh(self, login: str, command: str) -> subprocess.CompletedProcess[str]:
+    def ssh_argv(self, login: str, *command: str, tty: bool = False) -> list[str]:
         known_hosts = self.handle.inventory().known_hosts  # type: ignore[attr-defined]
-        argv = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
+        return ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
                 "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no",
-                "-o", "ConnectTimeout=30", "-o", "KexAlgorithms=curve25519-sha256",
-                "-i", str(self.keys[login]), f"{login}@{self.address}", command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+                "-o", "ConnectTimeout=30", "-o", "KexAlgorithms=curve25519-sha256", *(["-tt"] if tty else []),
+                "-i", str(self.keys[login]), f"{login}@{self.address}", *command]
+
+    def ssh(self, login: str, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.ssh_argv(login, command), capture_output=True, text=True, timeout=90,
+                              stdin=subprocess.DEVNULL)
 
 
 def _console(handle, *argv: str, stdin: str | None = None) -> str:  # noqa: ANN001
@@ -167,6 +173,36 @@ def test_readonly_login_sees_the_keys_masked(accounts: Accounts, command: str) -
     if command != "show running-config ospfd":
         assert f"key-string {MARKER}" in proc.stdout
     assert f"hostname {ROUTER}" in proc.stdout  # the rest of the config is still there
+
+
+@pytest.mark.lab
+def test_readonly_interactive_session_sees_the_keys_masked(accounts: Accounts) -> None:
+    # The login shell's own prompt loop (an engineer typing at `gewog-dzomi-rtr1> `), not an exec channel.
+    session = _converse(accounts.ssh_argv(READONLY, tty=True), f"{ROUTER}> ", ["show running-config", "exit"])
+    assert session.count(f"{ROUTER}> ") >= 2, session
+    assert f"ip ospf authentication-key {MARKER}" in session and f"key-string {MARKER}" in session
+    assert OSPF_KEY not in session and CHAIN_KEY not in session
+
+
+def _converse(argv: list[str], prompt: str, lines: list[str], timeout: float = 60) -> str:
+    """A pty session: each line is typed once the prompt is back (after the previous line's output)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    seen, pending, deadline = b"", list(lines), time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 1.0)[0]:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+            if pending and seen.count(prompt.encode()) > len(lines) - len(pending):
+                proc.stdin.write(pending.pop(0).encode() + b"\n")
+                proc.stdin.flush()
+    finally:
+        proc.kill()
+        proc.wait()
+    return seen.decode(errors="replace")
 
 
 @pytest.mark.lab
