@@ -198,3 +198,16 @@ def test_lab_commands_drive_the_standin_as_frr(standin_lab) -> None:  # noqa: AN
     finally:
         lab.exec(TALO, ["vtysh", "-c", "configure terminal", "-c", "interface Gi0-1",
                         "-c", "description Talo gewog LAN to gewog-talo-sw1 swp1"])
+
+
+def test_lab_link_takes_the_vendor_interface_name(cisco: Inventory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from dzops.cli.app import app
+    from dzops.lab.builder import Lab
+
+    calls: list[tuple[str, str, bool]] = []
+    monkeypatch.setattr(Lab, "set_link", lambda self, node, iface, up: calls.append((node, iface, up)))
+    result = CliRunner().invoke(app, ["-i", str(cisco.root), "lab", "link", TALO, "Gi0/1", "down", "--prefix", "t1"])
+    assert result.exit_code == 0, result.output
+    assert calls == [(TALO, "Gi0-1", False)]  # the stand-in's port as the lab names it
