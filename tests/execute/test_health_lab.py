@@ -36,6 +36,7 @@ LAB_THRESHOLDS = "dzops_health_thresholds:\n  load_per_cpu: 1000\n"
 class Env:
     handle: Any
     inventory_dir: Path
+    provisioned: Any = None
 
     def env(self) -> dict[str, str]:
         return {**{k: v for k, v in self.handle.env().items() if k != "DZOPS_VAULT_PASSWORD_FILE"},
@@ -67,7 +68,7 @@ def hl(provisioned_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Env:
     operations.write_text(re.sub(r"\nreport_dir: .*", f"\nreport_dir: {root / 'reports'}", text))
     servers = inventory_dir / "group_vars/servers.yml"
     servers.write_text(servers.read_text() + LAB_THRESHOLDS)
-    return Env(provisioned_lab.handle, inventory_dir)
+    return Env(provisioned_lab.handle, inventory_dir, provisioned_lab)
 
 
 def _dzops(handle: Any, *args: str) -> subprocess.CompletedProcess[str]:
@@ -94,14 +95,18 @@ def _body(message: Any) -> str:
 
 def test_health_all_well_then_a_cut_link_alerts_once_and_recovers(hl: Env, tmp_path: Path) -> None:
     handle = hl
+    provisioned = hl.provisioned.wan_results
+    assert all(r.verified for r in provisioned), [(r.link, r.status, r.error) for r in provisioned if not r.verified]
     inventory = handle.inventory()
     n = inventory.health.alert_after
     code, data, stderr = _health(handle)
-    assert code == ExitCode.OK, (data["findings"], stderr[-2000:])
+    assert code == ExitCode.OK, [(f["key"], f["message"]) for f in data["findings"]]
     by_key = {r["key"]: r for r in data["results"]}
     assert all(r["status"] == "up" for r in data["results"])
     assert {f"link:{link.name}" for link in inventory.wan_links} <= set(by_key)
-    assert by_key[f"link:{LINK}"]["rtt_ms"] is not None and by_key[f"link:{LINK}"]["loss"] == 0.0
+    # every link, each shaped to its bandwidth by the lab (tbf), reports its round trip and no loss
+    assert all(by_key[f"link:{link.name}"]["rtt_ms"] > 0 and by_key[f"link:{link.name}"]["loss"] == 0.0
+               for link in inventory.wan_links)
     assert "SSID(s) enabled" in by_key["ap:gewog-talo-ap1"]["message"]
     assert "disk" in by_key["resources:punakha-hq-srv1"]["message"]
     before = len(_alerts(handle))
@@ -175,3 +180,44 @@ def test_a_disk_over_its_threshold_is_degraded_and_named(hl: Env, tmp_path: Path
     [finding] = json.loads(run.stdout)["findings"]
     assert finding["key"] == f"resources:{host}" and finding["status"] == "degraded"
     assert re.search(r"disk \S+ \d+% > 1%", finding["message"]), finding["message"]
+
+
+def test_a_stopped_service_is_named(hl: Env, tmp_path: Path) -> None:
+    """An HTTP application on a server (Python's own web server as a stand-in) is up while it runs,
+    and named down once its process is stopped, while the server itself still answers SSH."""
+    import socket
+
+    host = "punakha-hq-web1"
+    address = str(hl.inventory().devices[host].mgmt_address)
+    url = f"http://{address}:8080/"
+    copy = tmp_path / "inventory"
+    shutil.copytree(hl.inventory_dir, copy)
+    host_vars = copy / "host_vars" / f"{host}.yml"
+    text = host_vars.read_text()
+    assert "health_checks:\n" in text
+    host_vars.write_text(text.replace("health_checks:\n", f"health_checks:\n  - kind: http\n    target: {url}\n"
+                                      f"    body_match: Directory listing\n", 1))
+    started = hl.lab.exec(host, ["sh", "-c", f"cd /tmp && python3 -m http.server 8080 --bind {address} "
+                                             ">/dev/null 2>&1 & echo $!"])
+    pid = started.stdout.strip()
+    assert pid.isdigit(), started.stderr
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                probe.settimeout(1)
+                if probe.connect_ex((address, 8080)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the stand-in application did not listen"
+            time.sleep(0.3)
+        key = f"service:{host}:http:{url}"
+        run = _dzops(Env(hl.handle, copy), "--limit", host, "--check", "--json", "health")
+        assert run.returncode == ExitCode.OK, run.stdout[-2000:]
+        assert {r["key"]: r["status"] for r in json.loads(run.stdout)["results"]}[key] == "up"
+    finally:
+        hl.lab.exec(host, ["kill", pid])
+    run = _dzops(Env(hl.handle, copy), "--limit", host, "--check", "--json", "health")
+    assert run.returncode == ExitCode.HEALTH_DEGRADED
+    [finding] = json.loads(run.stdout)["findings"]
+    assert finding["key"] == key and finding["status"] == "down" and url in finding["message"]
+    assert "refused" in finding["message"].lower()
