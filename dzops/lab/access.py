@@ -28,18 +28,12 @@ from dzops.lab.spec import LabNode
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ROLE = "dz_router_access"
+# The same play `dzops onboard` runs on real routers; the lab only names its hosts and, so that every
+# lab test proves the narrow rules suffice, takes the login out of group sudo afterwards.
+PLAYBOOK = "router_access.yml"
+EXTRAVARS = {"dz_router_access_hosts": "all", "dz_router_access_revoke_sudo": True}
 _MAX_FORKS = 25  # measured: sshd on 2 cores saturates at ~20 sessions/s
-
-_PLAY = [{
-    "name": "Prepare lab routers for dzops",
-    "hosts": "all",
-    "gather_facts": False,
-    "become": True,
-    "vars": {"dz_router_access_revoke_sudo": True},
-    "roles": [{"role": ROLE}],
-}]
 
 
 def _inventory(nodes: list[LabNode], known_hosts: Path, control_dir: Path) -> dict[str, Any]:
@@ -61,6 +55,8 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
     """Run the role on every router in `nodes`; LabError naming each router that failed."""
     import ansible_runner
 
+    from dzops.resources import playbooks_dir, roles_dir
+
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="access-", dir=state_dir))  # 0700
     # A unix socket path must stay under 108 bytes: a short directory of its own for SSH's masters.
@@ -71,9 +67,6 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
         fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(_inventory(nodes, known_hosts, control_dir), handle)
-        project = work / "project"
-        project.mkdir()
-        (project / "router_access.yml").write_text(json.dumps(_PLAY))
         failures: list[str] = []
 
         def on_event(event: dict[str, Any]) -> bool:
@@ -86,13 +79,15 @@ def prepare_routers(nodes: list[LabNode], known_hosts: Path, state_dir: Path) ->
 
         runner = ansible_runner.run(
             private_data_dir=str(work),
-            playbook="router_access.yml",
+            project_dir=str(playbooks_dir()),
+            playbook=PLAYBOOK,
             inventory=str(inventory),
+            extravars=EXTRAVARS,
             forks=min(len(nodes), _MAX_FORKS),
             quiet=True,
             event_handler=on_event,
             envvars={
-                "ANSIBLE_ROLES_PATH": str(PROJECT_ROOT / "roles"),
+                "ANSIBLE_ROLES_PATH": str(roles_dir()),
                 "ANSIBLE_HOST_KEY_CHECKING": "True",
                 "ANSIBLE_PIPELINING": "True",
                 "ANSIBLE_NOCOLOR": "1",
