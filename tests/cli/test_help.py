@@ -137,8 +137,10 @@ def test_a_bare_provision_ap_checks_every_access_point(monkeypatch: pytest.Monke
     calls: dict[str, Any] = {}
 
     def provision(inventory: Any, aps: list[str], **kwargs: Any) -> list[Any]:
+        from dzops.models import HostResult
+
         calls.update(scope=sorted(aps), check=kwargs["check"])
-        return []
+        return [HostResult(host=ap) for ap in aps]  # one result per AP, as the real run gives
 
     monkeypatch.setattr("dzops.execute.ap.provision_ap", provision)
     result = CliRunner().invoke(app, ["-i", str(SAMPLE), "provision-ap", *argv])
