@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from dzops.bandwidth import OSPF_REFERENCE_MBPS, format_bandwidth, ospf_cost
-from dzops.inventory.models import Inventory, LinkEnd, WanLink
+from dzops.inventory.models import Device, Inventory, LinkEnd, WanLink
 
 # Written as `auto-cost reference-bandwidth` (Mbit/s) so a cost the router computes itself agrees
 # with the explicit `ip ospf cost` dzops writes; see dzops.bandwidth for why 10 Gbit/s.
@@ -252,3 +252,166 @@ def plan_wan(inventory: Inventory, scope: list[str], exclude: set[str] | frozens
         if device.platform in CANDIDATE_PLATFORMS and running and host in running:
             candidates[host] = candidate(inventory, device, running[host], ends.get(host, []), parts=["wan"])
     return WanPlan(scope=tuple(active_scope), allocation=allocation, ends=ends, candidates=candidates)
+
+
+# -- the goal: each gewog LAN reaches the HQ servers ---------------------------------------------
+
+@dataclass(frozen=True)
+class Hop:
+    """One address on the way from a gewog LAN to an HQ server; it answers pings once the path is up to it."""
+
+    host: str
+    address: IPv4Address
+    role: str  # "WAN <link>", "gateway of <server>" or "server"
+
+    def __str__(self) -> str:
+        return f"{self.host} {self.address} ({self.role})"
+
+
+@dataclass(frozen=True)
+class GoalCheck:
+    """What one gewog router's LAN must reach at HQ: one server's ping and its declared TCP services."""
+
+    router: str
+    source: IPv4Address  # the router's LAN address: replies must find their way back to the LAN
+    server: str
+    target: IPv4Address  # the server's address on its site LAN
+    ports: tuple[int, ...]  # from the server's tcp, tls and http health checks
+    path: tuple[Hop, ...]  # from the gewog outwards, the server last
+
+    @property
+    def label(self) -> str:
+        what = ", ".join(["ping", *(f"tcp/{p}" for p in self.ports)])
+        return f"{self.server} {self.target} ({what})"
+
+
+def health_check_ports(device: Device) -> tuple[int, ...]:
+    """TCP ports of a server's declared health checks (dns is UDP and is left out).
+
+    The checks' hosts are dzops' own view (often the management address, which no gewog
+    reaches); from a gewog the service is reached at the server's LAN address on the same port.
+
+    >>> from dzops.inventory.models import HealthCheck
+    >>> checks = [HealthCheck(kind="tcp", target="10.0.0.2:22"), HealthCheck(kind="http", target="https://files.example/"),
+    ...           HealthCheck(kind="http", target="http://10.0.0.2:8080/x"), HealthCheck(kind="dns", target="10.0.0.2", query="a.example")]
+    >>> health_check_ports(Device(name="s", site="hq", function="servers", platform="debian", device_role="x",
+    ...                           mgmt_address="10.0.0.2", health_checks=checks))
+    (22, 443, 8080)
+    """
+    from urllib.parse import urlsplit
+
+    ports: list[int] = []
+    for check in device.health_checks:
+        if check.kind in ("tcp", "tls"):
+            port = int(check.target.rsplit(":", 1)[1]) if ":" in check.target else None
+        elif check.kind == "http":
+            url = urlsplit(check.target)
+            port = url.port or (443 if url.scheme == "https" else 80)
+        else:
+            port = None
+        if port is not None and port not in ports:
+            ports.append(port)
+    return tuple(ports)
+
+
+def shortest_paths(ends: dict[str, list[WanEnd]], origin: str) -> dict[str, tuple[int, tuple[WanEnd, ...]]]:
+    """Router -> (OSPF cost, the WAN ends left through) on the cheapest way from `origin`, as OSPF picks it.
+
+    Each step costs what the end it leaves through costs (OSPF adds outgoing interface costs);
+    ties go to fewer hops, then to the links' names, so the answer never varies.
+    """
+    import heapq
+
+    best: dict[str, tuple[int, tuple[WanEnd, ...]]] = {}
+    queue: list[tuple[int, int, tuple[str, ...], str, tuple[WanEnd, ...]]] = [(0, 0, (), origin, ())]
+    while queue:
+        cost, hops, rank, host, path = heapq.heappop(queue)
+        if host in best:
+            continue
+        best[host] = (cost, path)
+        for end in ends.get(host, []):
+            if end.far_host not in best:
+                heapq.heappush(queue, (cost + end.ospf_cost, hops + 1, (*rank, end.link), end.far_host,
+                                       (*path, end)))
+    return best
+
+
+def _lan_address(inventory: Inventory, device: Device) -> IPv4Address | None:
+    """A device's address on its site LAN (a router's LAN interface; a server's address in the site prefix)."""
+    site = inventory.sites.get(device.site)
+    if device.lan_interface:
+        interface = device.interfaces.get(device.lan_interface)
+        return interface.address.ip if interface and interface.address else None
+    for interface in device.interfaces.values():
+        if interface.address is not None and (site is None or interface.address.ip in site.lan_prefix):
+            return interface.address.ip
+    return None
+
+
+def goal_checks(inventory: Inventory, allocation: dict[str, IPv4Network] | None = None) -> dict[str, list[GoalCheck]]:
+    """Per gewog router, what its LAN must reach: every server at an HQ site, and the hops on the way.
+
+    The path follows the declared WAN links at their allocated addresses and OSPF costs (the path
+    traffic takes with every link up), through the server's site router to the server's gateway.
+    """
+    ends = wan_ends(inventory, allocation)
+    servers = [d for d in inventory.devices.values() if d.function == "servers"
+               and (site := inventory.sites.get(d.site)) is not None and site.kind == "hq"]
+    out: dict[str, list[GoalCheck]] = {}
+    for router in inventory.devices.values():
+        site = inventory.sites.get(router.site)
+        source = _lan_address(inventory, router)
+        if router.function != "routers" or site is None or site.kind != "gewog" or source is None:
+            continue
+        reach = shortest_paths(ends, router.name)
+        for server in servers:
+            target, hq_router = _lan_address(inventory, server), inventory.site_router(server.site)
+            if target is None or hq_router is None or hq_router.name not in reach:
+                continue
+            path = [Hop(e.far_host, e.far_address, f"WAN {e.link}") for e in reach[hq_router.name][1]]
+            gateway = inventory.default_gateway(server.name)
+            if gateway is not None:
+                owner = next((d.name for d in inventory.devices.values() if _lan_address(inventory, d) == gateway),
+                             "gateway")
+                path.append(Hop(owner, gateway, f"gateway of {server.name}"))
+            path.append(Hop(server.name, target, "server"))
+            out.setdefault(router.name, []).append(GoalCheck(
+                router=router.name, source=source, server=server.name, target=target,
+                ports=health_check_ports(server), path=tuple(path)))
+    return out
+
+
+def gewog_behind(inventory: Inventory, link: str, ends: dict[str, list[WanEnd]] | None = None) -> str | None:
+    """The gewog router a link serves: its end farther from HQ (by OSPF cost), if that end is a gewog router.
+
+    One goal check per gewog: the links that serve the same gewog share it.
+    """
+    ends = ends if ends is not None else wan_ends(inventory)
+    wan_link = inventory.wan_link(link)
+    hq_routers = [r.name for s in inventory.sites.values() if s.kind == "hq"
+                  and (r := inventory.site_router(s.name)) is not None]
+    if not hq_routers:
+        return None
+    distance: dict[str, int] = {}
+    for hq in hq_routers:
+        for host, (cost, _path) in shortest_paths(ends, hq).items():
+            distance[host] = min(cost, distance.get(host, cost))
+    far = max((wan_link.a.host, wan_link.b.host), key=lambda h: (distance.get(h, -1), h == wan_link.b.host))
+    device = inventory.devices[far]
+    site = inventory.sites.get(device.site)
+    return far if device.function == "routers" and site is not None and site.kind == "gewog" else None
+
+
+def first_failing_hop(path: Iterable[Hop], answers: Callable[[Hop], bool]) -> Hop | None:
+    """The first hop on the path that does not answer (asked in order, none after it); None if all answer.
+
+    >>> from ipaddress import IPv4Address as A
+    >>> path = [Hop("agg", A("10.0.0.0"), "WAN a"), Hop("hq", A("10.0.0.2"), "WAN b"), Hop("srv", A("10.1.0.9"), "server")]
+    >>> asked = []
+    >>> str(first_failing_hop(path, lambda h: asked.append(h.host) or h.host != "hq")), asked
+    ('hq 10.0.0.2 (WAN b)', ['agg', 'hq'])
+    """
+    for hop in path:
+        if not answers(hop):
+            return hop
+    return None
