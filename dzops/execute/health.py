@@ -115,6 +115,42 @@ def parse_resources(output: str) -> dict[str, float]:
             "load_per_cpu": round(float(load[1]) / max(cpus, 1), 2)}
 
 
+def ping_script(requests: list[tuple[str, str]], count: int) -> str:
+    """One shell command running every (source, target) ping at once, each answer under `=PING i`.
+
+    One exec channel per router whatever its number of links: an HQ hub with fifty links pings
+    them all in the time of one (each block is one short printf: a pipe keeps it whole).
+
+    >>> print(ping_script([("10.0.0.1", "10.0.0.2")], 3))
+    ( out=$(ping -n -q -c 3 -i 0.2 -W 1 -I 10.0.0.1 10.0.0.2 2>&1); printf '=PING 0\\n%s\\n' "$out" ) & wait
+    """
+    jobs = []
+    for index, (source, target) in enumerate(requests):
+        argv = ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", "-I", str(IPv4Address(source)),
+                str(IPv4Address(target))]  # addresses only: never a word ping could read as an option
+        jobs.append(f"( out=$({' '.join(shlex.quote(a) for a in argv)} 2>&1); "
+                    f"printf '=PING {index}\\n%s\\n' \"$out\" ) &")
+    return " ".join(jobs) + " wait"
+
+
+def parse_ping_blocks(output: str, count: int) -> dict[int, PingStats]:
+    """The `=PING i` blocks of `ping_script`'s output, each parsed; a missing block is absent.
+
+    >>> parse_ping_blocks("=PING 1\\n2 packets transmitted, 2 received\\nrtt min/avg/max/mdev = 1/2.5/3/0 ms\\n"
+    ...                   "=PING 0\\n2 packets transmitted, 0 received\\n", 2)
+    {1: PingStats(sent=2, received=2, rtt_avg_ms=2.5), 0: PingStats(sent=2, received=0, rtt_avg_ms=None)}
+    """
+    blocks: dict[int, list[str]] = {}
+    current: int | None = None
+    for line in output.splitlines():
+        if line.startswith("=PING ") and line[6:].strip().isdigit():
+            current = int(line[6:].strip())
+            blocks[current] = []
+        elif current is not None:
+            blocks[current].append(line)
+    return {index: parse_ping("\n".join(lines)) for index, lines in blocks.items()}
+
+
 RESOURCE_PROBE = ("echo =DF; df -P -l -x tmpfs -x devtmpfs 2>/dev/null; echo =MEM; cat /proc/meminfo; "
                   "echo =LOAD; cat /proc/loadavg; echo =CPUS; nproc")
 
@@ -239,14 +275,44 @@ class HealthRun:
         self.checks = checks
         self.progress = progress or (lambda _s, _m: None)
         self.logins: dict[str, _Login] = {}
+        # (router, source, target) -> what its pings saw, or why they could not run
+        self.pings: dict[tuple[str, str, str], PingStats | str] = {}
 
     def run(self) -> list[Result]:
         hosts = self._hosts_to_log_in()
         fan_out(self._login, hosts)
         try:
+            by_router: dict[str, list[tuple[str, str]]] = {}
+            for host, source, target in self._ping_requests():
+                by_router.setdefault(host, []).append((source, target))
+            fan_out(lambda host: self._ping_all(host, by_router[host]), sorted(by_router))
             return fan_out(self._one, self.checks)
         finally:
             fan_out(self._logout, hosts)
+
+    def _ping_requests(self) -> list[tuple[str, str, str]]:
+        requests = []
+        for check in self.checks:
+            if check.kind == "link":
+                link = self.inventory.wan_link(check.key.split(":", 1)[1])
+                requests += [(host, str(own), str(far)) for host, own, far in self._link_directions(link)]
+            elif check.kind == "lan":
+                ends = self._lan_ends(check.site)
+                if ends is not None:
+                    requests.append(ends)
+        return requests
+
+    def _ping_all(self, host: str, requests: list[tuple[str, str]]) -> None:
+        count = self.inventory.health.pings
+        try:
+            _, out = self._shell(self._driver(host), ping_script(requests, count), timeout=count + 60)
+        except DzopsError as exc:
+            for source, target in requests:
+                self.pings[(host, source, target)] = str(exc)
+            return
+        found = parse_ping_blocks(out, count)
+        for index, (source, target) in enumerate(requests):
+            self.pings[(host, source, target)] = found.get(index, f"{host}: ping {target} gave no answer block")
 
     def _hosts_to_log_in(self) -> list[str]:
         hosts = {c.host for c in self.checks if c.host}
@@ -310,16 +376,33 @@ class HealthRun:
         return "up", "SSH login", None, None
 
     def _ping(self, host: str, source: str, target: str) -> PingStats:
-        count = self.inventory.health.pings
-        argv = ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", "-I", source, target]
-        _, out = self._shell(self._driver(host), " ".join(shlex.quote(a) for a in argv), timeout=count + 30)
-        return parse_ping(out)
+        found = self.pings.get((host, source, target))
+        if found is None:
+            raise DzopsError(f"{host}: no ping from {source} to {target} was run")
+        if isinstance(found, str):
+            raise DzopsError(found)
+        return found
+
+    def _link_directions(self, link: Any) -> tuple[tuple[str, IPv4Address, IPv4Address], ...]:
+        a_addr, b_addr = end_addresses(wan_allocation(self.inventory)[link.name])
+        return ((link.a.host, a_addr.ip, b_addr.ip), (link.b.host, b_addr.ip, a_addr.ip))
+
+    def _lan_ends(self, site: str) -> tuple[str, str, str] | None:
+        """(HQ router, its LAN address, the site router's LAN address), when both are declared."""
+        hq = self._hq_router()
+        router = self.inventory.site_router(site)
+        if hq is None or router is None:
+            return None
+        source = hq.interfaces.get(hq.lan_interface or "")
+        target = router.interfaces.get(router.lan_interface or "")
+        if source is None or target is None or source.address is None or target.address is None:
+            return None
+        return hq.name, str(source.address.ip), str(target.address.ip)
 
     def _check_link(self, check: Check) -> tuple[Status, str, float | None, float | None]:
         link = self.inventory.wan_link(check.key.split(":", 1)[1])
         subnet = wan_allocation(self.inventory)[link.name]
-        a_addr, b_addr = end_addresses(subnet)
-        directions = ((link.a.host, a_addr.ip, b_addr.ip), (link.b.host, b_addr.ip, a_addr.ip))
+        directions = self._link_directions(link)
         stats: list[PingStats] = []
         problems: list[str] = []
         for host, own, far in directions:
@@ -351,19 +434,15 @@ class HealthRun:
         return "up", summary, rtt, loss
 
     def _check_lan(self, check: Check) -> tuple[Status, str, float | None, float | None]:
-        hq = self._hq_router()
-        router = self.inventory.site_router(check.site)
-        if hq is None or router is None:
-            return "down", "no HQ or site router with a LAN interface", None, None
-        source = hq.interfaces[hq.lan_interface or ""].address
-        target = router.interfaces[router.lan_interface or ""].address
-        if source is None or target is None:
-            return "down", "a LAN interface has no address", None, None
-        stats = self._ping(hq.name, str(source.ip), str(target.ip))
+        ends = self._lan_ends(check.site)
+        if ends is None:
+            return "down", "no HQ or site router with an addressed LAN interface", None, None
+        hq, source, target = ends
+        stats = self._ping(hq, source, target)
         if not stats.received:
-            return "down", f"{target.ip} does not answer {source.ip} (HQ LAN)", None, 1.0
+            return "down", f"{target} does not answer {source} (HQ LAN)", None, 1.0
         status: Status = "degraded" if stats.loss > DEGRADED_LOSS else "up"
-        return status, f"{target.ip} answers HQ LAN: rtt {stats.rtt_avg_ms} ms, loss {stats.loss:.0%}", \
+        return status, f"{target} answers HQ LAN: rtt {stats.rtt_avg_ms} ms, loss {stats.loss:.0%}", \
             stats.rtt_avg_ms, stats.loss
 
     def _check_resources(self, check: Check) -> tuple[Status, str, None, None]:
