@@ -5,7 +5,7 @@ exec channel + close: the same number of SSH sessions one health run opens. The 
 provisioned first (links up, OSPF Full), then `dzops --check health` is timed three times (--check:
 nothing stored, so every run does the same work). Its pings wait for replies (N echo requests
 per direction, 0.2 s apart): that time is the protocol's, counted in, not subtracted.
-Target (issue 18): within 3x of the floor. Run as root: `python benchmarks/health_fanout.py [GEWOGS]`.
+Target (issue 18): within 3x of the floor. Run as root: `python benchmarks/health_fanout.py [GEWOGS] [MGMT_OCTET]`.
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ def main() -> None:
     from dzops.lab.from_inventory import spec_from_inventory
 
     gewogs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    octet = int(sys.argv[2]) if len(sys.argv) > 2 else OCTET  # another lab may hold the default's network
     work = Path(tempfile.mkdtemp(prefix="dzops-bench-health-"))
     state_root = work / "state"
-    inventory_dir = write_inventory(work / "inventory", gewogs, OCTET, state_dir=state_root / PREFIX,
-                                    smtp_port=25000 + OCTET)
+    inventory_dir = write_inventory(work / "inventory", gewogs, octet, state_dir=state_root / PREFIX,
+                                    smtp_port=25000 + octet)
     inventory = load_inventory(inventory_dir)
     lab = Lab(spec_from_inventory(inventory, PREFIX, state_root=state_root))
     try:
