@@ -699,6 +699,9 @@ class Lab:
             # After a reboot every process, namespace and link of this lab is gone already, and
             # names or PIDs in the state file may now belong to someone else: only files remain.
             log.warning("lab %s: state is from an earlier boot; removing its files only", self.prefix)
+        # Everything running in the lab's namespaces now: down() returns only once all of it is gone
+        # (a killed node's processes are torn down by the kernel, which takes a while under load).
+        seen = {pid for ns in (state.get("netns", []) if same_boot else []) for pid in netns.netns_pids(ns)}
         for name, node in state.get("nodes", {}).items():
             try:
                 _node.stop_node(node.get("holder"), Path(node["node_dir"]))
@@ -711,6 +714,7 @@ class Lab:
         namespaces = sorted(state.get("netns", [])) if same_boot else []
         # Whatever still runs in a namespace this lab created (an `nsenter` mid-way) is the lab's.
         netns.kill_pids([pid for ns in namespaces for pid in netns.netns_pids(ns)])
+        _wait_all_gone(seen, self.prefix)
         if same_boot:
             for link in sorted(state.get("root_links", [])):
                 netns.delete_root_link(link)
@@ -735,6 +739,16 @@ class Lab:
             shutil.rmtree(leftover, ignore_errors=True)
         for name in (STATE_FILE, KNOWN_HOSTS, "pkgrepo.log", "mail.smtpd.log", STATE_FILE.replace(".json", ".tmp")):
             (self.state_dir / name).unlink(missing_ok=True)
+
+
+def _wait_all_gone(pids: set[int], prefix: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if netns.pid_alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if netns.pid_alive(p)]
+    if alive:
+        log.warning("lab %s: processes still exiting after %.0f s: %s", prefix, timeout, alive)
 
 
 def _ssh_banner(ip: str, timeout: float = 2.0) -> str:
