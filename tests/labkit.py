@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SAMPLE = Path(__file__).resolve().parents[1] / "inventory"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "inventory"  # Punakha: one hub, eleven spokes
+WANGDUE = ROOT / "samples" / "wangdue"  # a two-level hub, a dual-homed gewog, three-hop thin spurs
 SAMPLE_MGMT = "10.30.0."
 
 
@@ -22,19 +26,63 @@ def smtp_port(mgmt_octet: int) -> int:
     return 20000 + mgmt_octet
 
 
-def copy_sample_inventory(dest: Path, mgmt_octet: int, state_dir: Path) -> Path:
-    """A private copy of the sample whose management network is 10.<mgmt_octet>.0.0/24."""
-    shutil.copytree(SAMPLE, dest)
+def sample_paths(sample: Path) -> tuple[str, str]:
+    """A sample's management network as a text prefix ("10.30.0.") and its state directory.
+
+    Read from the sample itself (group_vars/all), so any sample with a /24 management network
+    and its state under one directory can be copied.
+
+    >>> sample_paths(SAMPLE), sample_paths(WANGDUE)
+    (('10.30.0.', '/var/lib/dzops/punakha'), ('10.60.0.', '/var/lib/dzops/wangdue'))
+    """
+    import yaml
+
+    pools = yaml.safe_load((sample / "group_vars/all/dzongkhag.yml").read_text())["address_pools"]
+    network = str(pools["management"]).split("/")[0]
+    known_hosts = yaml.safe_load((sample / "group_vars/all/connection.yml").read_text())["dzops_known_hosts"]
+    return network.rsplit(".", 1)[0] + ".", str(Path(known_hosts).parent)
+
+
+def copy_sample_inventory(dest: Path, mgmt_octet: int, state_dir: Path, sample: Path = SAMPLE) -> Path:
+    """A private copy of a sample whose management network is 10.<mgmt_octet>.0.0/24 and whose state is state_dir."""
+    mgmt_was, state_was = sample_paths(sample)
+    shutil.copytree(sample, dest)
     mgmt = f"10.{mgmt_octet}.0."
     for path in list(dest.glob("host_vars/*.yml")) + [dest / "group_vars/all/dzongkhag.yml"]:
-        path.write_text(path.read_text().replace(SAMPLE_MGMT, mgmt))
+        path.write_text(path.read_text().replace(mgmt_was, mgmt))
     connection = dest / "group_vars/all/connection.yml"
-    connection.write_text(connection.read_text().replace(
-        "/var/lib/dzops/punakha/known_hosts", str(state_dir / "known_hosts")))
+    connection.write_text(connection.read_text().replace(f"{state_was}/known_hosts", str(state_dir / "known_hosts")))
     operations = dest / "group_vars/all/operations.yml"
-    operations.write_text(operations.read_text().replace("/var/lib/dzops/punakha", str(state_dir))
+    operations.write_text(operations.read_text().replace(state_was, str(state_dir))
                           .replace("smtp_port: 8025", f"smtp_port: {smtp_port(mgmt_octet)}"))
     return dest
+
+
+@contextmanager
+def sample_lab(root: Path, sample: Path, prefix: str, octet: int, *, configured: bool = False) -> Iterator[LabHandle]:
+    """A lab of a sample under `root`, up while the block runs, then down with its teardown proven.
+
+    The same checks as the session lab's fixture: what is left after `down()` (namespaces, links,
+    mounts, processes, files) fails the block.
+    """
+    from dzops.inventory.loader import load_inventory
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
+
+    state_root = root / "state"
+    inventory_dir = copy_sample_inventory(root / "inventory", octet, state_root / prefix, sample)
+    kwargs = {"configured": True} if configured else {}
+    lab = Lab(spec_from_inventory(load_inventory(inventory_dir), prefix, state_root=state_root, **kwargs))
+    try:
+        status = lab.up()
+        assert status.healthy, [n.name for n in status.nodes if not n.healthy]
+        yield LabHandle(lab=lab, inventory_dir=inventory_dir, state_dir=state_root / prefix)
+    finally:
+        pids = lab_pids(prefix, state_root / prefix)
+        lab.down()
+    leftovers = lab_leftovers(prefix, state_root / prefix, pids)
+    if leftovers:
+        raise AssertionError(f"lab '{prefix}' teardown left: " + "; ".join(leftovers))
 
 
 @dataclass
