@@ -463,12 +463,23 @@ class Lab:
             if self._linked(node.name, iface.name) is None:
                 cmds.append(f"link set {routers.standin_peer(iface.name)} up")
         netns.ip_batch(cmds, netns=ns, what=f"{node.name}: interfaces")
+        netns.tx_checksum_off(ns, self._ovs_facing(node), what=f"{node.name}: tx checksum off")
         for link in self.spec.links:
             if not link.bandwidth_kbps:
                 continue
             for end_node, end_if in ((link.a_node, link.a_interface), (link.b_node, link.b_interface)):
                 if end_node == node.name:
                     netns.tbf(ns, end_if, link.bandwidth_kbps, what=f"{node.name}: shape {end_if}")
+
+    def _ovs_facing(self, node: LabNode) -> list[str]:
+        """This node's linked interfaces with an Open vSwitch bridge on either end (switch and AP ports)."""
+        kinds = {n.name: n.kind for n in self.spec.nodes}
+        names = []
+        for iface in self._node_ifaces(node):
+            link = self._linked(node.name, iface.name)
+            if link is not None and {kinds.get(link.a_node), kinds.get(link.b_node)} & {"switch", "ap"}:
+                names.append(iface.name)
+        return names
 
     def _add_node_bridge(self, node: LabNode, holder: int) -> None:
         """The VLAN-aware br0 of a switch or AP: an Open vSwitch bridge holding every data port."""

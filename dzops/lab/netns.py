@@ -137,6 +137,30 @@ def add_bridge_cmds(name: str, *, vlan_filtering: bool = False) -> list[str]:
     ]
 
 
+# ethtool's ETHTOOL_STXCSUM through SIOCETHTOOL: the lab machine need not have ethtool installed.
+_TX_CHECKSUM_OFF = r"""
+import ctypes, fcntl, socket, struct, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for name in sys.argv[1:]:
+    value = ctypes.create_string_buffer(struct.pack("II", 0x17, 0), 8)  # ETHTOOL_STXCSUM, off
+    fcntl.ioctl(sock, 0x8946, struct.pack("16sP", name.encode(), ctypes.addressof(value)))
+"""
+
+
+def tx_checksum_off(netns: str, ifnames: Sequence[str], *, what: str = "") -> None:
+    """Turn off transmit checksum offload on veth ends that meet an Open vSwitch user-space bridge.
+
+    A veth hands its peer packets whose TCP/UDP checksum is left for the hardware to fill in; the
+    kernel does that on delivery, but OVS' netdev datapath reads them from a packet socket and sends
+    them on as they are, so TCP across a lab switch fails while ping works. Real NICs compute it.
+    """
+    if ifnames:
+        import sys
+
+        run(["ip", "netns", "exec", netns, sys.executable, "-c", _TX_CHECKSUM_OFF, *ifnames],
+            what=what or f"{netns}: tx checksum off")
+
+
 def tbf(netns: str, ifname: str, kbps: int, *, what: str = "") -> None:
     """Shape egress of ifname to kbps (kbit/s, as dzops.bandwidth reads the inventory) with a token
     bucket (netem is not available on this kernel)."""
