@@ -20,6 +20,7 @@ import shlex
 import socket
 import ssl
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -277,6 +278,10 @@ class HealthRun:
         self.logins: dict[str, _Login] = {}
         # (router, source, target) -> what its pings saw, or why they could not run
         self.pings: dict[tuple[str, str, str], PingStats | str] = {}
+        # router -> its OSPF neighbours' states, read once per run (a hub has one entry for fifty links)
+        self.ospf: dict[str, dict[str, str]] = {}
+        self._ospf_lock = threading.Lock()
+        self._ospf_locks: dict[str, threading.Lock] = {}
 
     def run(self) -> list[Result]:
         hosts = self._hosts_to_log_in()
@@ -387,6 +392,14 @@ class HealthRun:
         a_addr, b_addr = end_addresses(wan_allocation(self.inventory)[link.name])
         return ((link.a.host, a_addr.ip, b_addr.ip), (link.b.host, b_addr.ip, a_addr.ip))
 
+    def _ospf_states(self, host: str) -> dict[str, str]:
+        with self._ospf_lock:
+            lock = self._ospf_locks.setdefault(host, threading.Lock())
+        with lock:  # per router: the other links of a hub wait for this one answer, other routers do not
+            if host not in self.ospf:
+                self.ospf[host] = ospf_states(self._driver(host).vtysh(["show ip ospf neighbor json"]))
+            return self.ospf[host]
+
     def _lan_ends(self, site: str) -> tuple[str, str, str] | None:
         """(HQ router, its LAN address, the site router's LAN address), when both are declared."""
         hq = self._hq_router()
@@ -420,7 +433,7 @@ class HealthRun:
         if link.routing.protocol == "ospf":
             for host, _own, far in directions:
                 try:
-                    states = ospf_states(self._driver(host).vtysh(["show ip ospf neighbor json"]))
+                    states = self._ospf_states(host)
                 except DzopsError as exc:
                     problems.append(str(exc))
                     continue
