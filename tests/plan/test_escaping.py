@@ -228,6 +228,7 @@ def test_routeros_ap_ssid_psk_and_secret_read_back(text: str) -> None:
 def hostapd_reads(conf_text: str, tmp_path) -> tuple[bytes, str]:  # noqa: ANN001
     """(SSID bytes, log) as the real hostapd parses `conf_text`: driver=none on the loopback of a
     private network namespace (no radio needed), stopped as soon as it reports its state."""
+    import os
     import select
     import shutil
     import subprocess
@@ -237,23 +238,22 @@ def hostapd_reads(conf_text: str, tmp_path) -> tuple[bytes, str]:  # noqa: ANN00
     conf = tmp_path / "bss.conf"
     conf.write_text(conf_text)
     proc = subprocess.Popen(["unshare", "--net", "sh", "-c", f"ip link set lo up && exec {hostapd} -dd {conf}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    log, deadline = [], time.monotonic() + 20
+    # Raw reads of the pipe's fd: select() on a buffered file object misses lines already buffered.
+    fd, raw, deadline = proc.stdout.fileno(), b"", time.monotonic() + 20
     try:
-        while time.monotonic() < deadline:
-            if not select.select([proc.stdout], [], [], 0.5)[0]:
+        while time.monotonic() < deadline and b"AP-ENABLED" not in raw and b"AP-DISABLED" not in raw:
+            if not select.select([fd], [], [], 0.5)[0]:
                 continue
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            log.append(line)
-            if "AP-ENABLED" in line or "AP-DISABLED" in line:
-                break
+            raw += chunk
     finally:
         proc.kill()
         proc.wait()
-    text = "".join(log)
+    text = raw.decode(errors="replace")
     match = re.search(r"SSID - hexdump_ascii\(len=(\d+)\):\n((?:\s+[0-9a-f]{2}(?: [0-9a-f]{2})*.*\n)+)", text)
     assert match, text
     hex_bytes = re.findall(r"(?<![0-9a-f])[0-9a-f]{2}(?![0-9a-f])", "".join(
