@@ -126,7 +126,20 @@ def lab_pids(prefix: str, state_dir: Path) -> set[int]:
         out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
         pids.update(int(tok) for tok in out.split() if tok.isdigit())
     pids.discard(0)
+    # PIDs wrap (pid_max 32768) and other labs keep starting processes: remember each one's start
+    # time, so a number reused after teardown is not taken for this lab's survivor.
+    _STARTS.update({pid: _start_time(pid) for pid in pids})
     return pids
+
+
+_STARTS: dict[int, str | None] = {}
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -134,6 +147,8 @@ def _alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    if pid in _STARTS and _STARTS[pid] != stat.rsplit(")", 1)[1].split()[19]:
+        return False  # the number now belongs to a process started after the lab's was recorded
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
