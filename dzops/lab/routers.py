@@ -77,6 +77,8 @@ while [ $# -gt 1 ]; do
     if [ "$2" != - ]; then ip addr replace "$2" dev "$1"; fi
     shift 2
 done
+# A server answers beyond its LAN through its site router, as a real one's DHCP or ifupdown sets it.
+if [ "$gateway" != - ]; then ip route replace default via "$gateway"; fi
 install -d -m 0755 /run/sshd /run/lldpd
 if [ -f /etc/frr/frr.conf ]; then
     chown -R frr:frr /etc/frr
@@ -84,8 +86,6 @@ if [ -f /etc/frr/frr.conf ]; then
     install -d -o frr -g frr -m 0755 /run/frr /var/log/frr
 fi
 [ "$kind" != ap ] || install -d -m 0755 /run/hostapd
-# A server answers beyond its LAN through its site router, as a real one's DHCP or ifupdown sets it.
-if [ "$gateway" != - ]; then ip route replace default via "$gateway"; fi
 /usr/sbin/sshd -t
 """
 
