@@ -58,7 +58,12 @@ def test_link_down_then_up_changes_operstate(punakha_lab: LabHandle) -> None:
         assert _operstate(punakha_lab, switch, port) in ("down", "lowerlayerdown")  # the cable's far end
     finally:
         proc = dzops(punakha_lab, "lab", "link", node, iface, "up")
+        # An admin-down port loses the routes through it (the kernel's doing, as on a real box): put the
+        # server's default route back, so the tests after this one find the lab as it was.
+        gateway = str(punakha_lab.inventory().default_gateway(node))
+        lab.exec(node, ["ip", "route", "replace", "default", "via", gateway])
     assert proc.returncode == 0, proc.stderr
+    assert lab.exec(node, ["ip", "-4", "route", "show", "default"]).stdout.split()[:3] == ["default", "via", gateway]
     deadline = time.monotonic() + 20
     while (_operstate(punakha_lab, node, iface), _operstate(punakha_lab, switch, port)) != ("up", "up") \
             and time.monotonic() < deadline:
