@@ -83,6 +83,74 @@ def ios_blocks(config: str) -> list[list[str]]:
     return blocks
 
 
+# IOS's reversible "type 7" (`service password-encryption`): each byte XORed with this published key,
+# starting at the offset the first two digits give. IOS shows a PSK or RADIUS key typed in clear this way.
+IOS_TYPE7_KEY = "dsfd;kfoA,.iyewrkldJKDHSUBsgvca69834ncxv9873254k;fg87"
+IOS_TYPE7 = re.compile(r"[0-9]{2}(?:[0-9A-Fa-f]{2})+")
+# Candidate lines carrying a secret in clear that IOS may show back in type 7, as (prefix, secret):
+# `wpa-psk ascii 0 KEY` is shown `wpa-psk ascii 7 HEX`, `radius-server host ... key KEY` as `... key 7 HEX`.
+IOS_CLEAR_SECRET = re.compile(r"^(?P<prefix>wpa-psk ascii) 0 (?P<secret>\S.*)$|^(?P<prefix2>radius-server host .* key) (?P<secret2>(?!7 )\S.*)$")
+
+
+def ios_type7_decode(stored: str) -> str | None:
+    """The clear text of an IOS type 7 string; None when the text is not one.
+
+    >>> ios_type7_decode("123A0C041104"), ios_type7_decode("1511021F0725")
+    ('Cisco', 'cisco')
+    >>> ios_type7_decode("$9$salt"), ios_type7_decode("123")
+    (None, None)
+    """
+    if not IOS_TYPE7.fullmatch(stored):
+        return None
+    seed = int(stored[:2])
+    return "".join(chr(int(stored[i:i + 2], 16) ^ ord(IOS_TYPE7_KEY[(seed + i // 2 - 1) % len(IOS_TYPE7_KEY)]))
+                   for i in range(2, len(stored), 2))
+
+
+def ios_stored_secrets(candidate: str, running: str) -> str:
+    """The candidate with each clear secret that the running config already holds, in IOS's type 7 form,
+    written in that stored form, so a second run compares equal; a changed secret stays in clear (a change).
+
+    IOS never shows a `wpa-psk ascii 0 KEY` back as typed: with password encryption it shows
+    `wpa-psk ascii 7 HEX`, a different line for the same key, and a replace would rewrite it on every
+    run. Type 7 is reversible, so the running form is decoded and compared here (nothing is printed).
+    A secret stored in a form that cannot be decoded (type 6 with the device's master key) stays in
+    clear: that is reported as a change on every run.
+
+    >>> running = "dot11 ssid Staff\\n   vlan 10\\n   wpa-psk ascii 7 123A0C041104\\n!\\n"
+    >>> print(ios_stored_secrets("dot11 ssid Staff\\n vlan 10\\n wpa-psk ascii 0 Cisco\\n!\\n", running), end="")
+    dot11 ssid Staff
+     vlan 10
+     wpa-psk ascii 7 123A0C041104
+    !
+    >>> ios_stored_secrets("dot11 ssid Staff\\n wpa-psk ascii 0 Other-key\\n", running)
+    'dot11 ssid Staff\\n wpa-psk ascii 0 Other-key\\n'
+    """
+    stored: dict[tuple[str | None, str], list[str]] = {}  # (block header, prefix) -> type 7 strings shown
+    for block in ios_blocks(running):
+        for context, line in [(None, block[0]), *((block[0], child.strip()) for child in block[1:])]:
+            prefix, _, value = line.rpartition(" 7 ")
+            if prefix and IOS_TYPE7.fullmatch(value.strip()):
+                stored.setdefault((context, prefix), []).append(value.strip())
+    out: list[str] = []
+    header: str | None = None
+    for line in candidate.splitlines():
+        body = line.strip()
+        indent = line[:len(line) - len(line.lstrip())]
+        context = header if indent else None
+        if not indent and body and body != "!":
+            header = line.rstrip()
+        match = IOS_CLEAR_SECRET.match(body)
+        if match:
+            prefix = match.group("prefix") or match.group("prefix2")
+            secret = match.group("secret") or match.group("secret2")
+            same = [value for value in stored.get((context, prefix), []) if ios_type7_decode(value) == secret]
+            if same:
+                line = f"{indent}{prefix} 7 {same[0]}"
+        out.append(line)
+    return "\n".join(out) + ("\n" if candidate.endswith("\n") else "")
+
+
 def owned_interfaces(device: Device, ends: Iterable[WanEnd]) -> set[str]:
     """Interfaces whose whole block the inventory describes on this device."""
     names = {"Loopback0"} if device.loopback else set()
@@ -183,7 +251,7 @@ def ios_candidate(inventory: Inventory, device: Device, running: str, ends: list
                   lan=device.interfaces.get(device.lan_interface or "") if "wan" in owned else None,
                   wan_ends=ends, ospf_process=OSPF_PROCESS, reference_bandwidth_mbps=REFERENCE_BANDWIDTH_MBPS,
                   accounts=accounts, keys=keys, pubkey_kept=pubkey_kept, kept=kept, **ap)
-    return ios_candidate_text(text)
+    return ios_stored_secrets(ios_candidate_text(text), running)
 
 
 def _unmanaged_pubkeys(children: list[str], logins: set[str]) -> list[str]:
