@@ -174,24 +174,18 @@ def users_verified(found: dict[str, Any], accounts: list[Account]) -> str | None
 
 
 def _vendor_apply(inventory: Inventory, host: str, accounts: list[Account], check: bool) -> HostResult:
-    from dzops.execute.drivers import driver_for
-    from dzops.execute.ssh import credentials
+    from dzops.execute.drivers.base import ConfigDiff
+    from dzops.execute.napalm_apply import apply_on_device
     from dzops.plan.candidates import candidate
     from dzops.platforms import refusal
-    from dzops.scrub import scrub_secrets, syntax_for
 
     device = inventory.devices[host]
     refused = refusal(device.platform, "config_replace", host=host) or refusal(device.platform, "get_users", host=host)
     if refused:
         return HostResult(host=host, status="failed", error=refused)
     result = HostResult(host=host, data={"accounts": {}})
-    driver: Any = driver_for(device.platform, credentials(inventory, device))
-    try:
-        driver.open()
-    except DeviceError as exc:
-        return HostResult(host=host, status="unreachable" if isinstance(exc, ConnectionFailed) else "failed",
-                          error=str(exc))
-    try:
+
+    def work(driver: Any) -> ConfigDiff:
         before = driver.get_users()
         intended = candidate(inventory, device, driver.get_config(), accounts=accounts, parts=["users"])
         actions: dict[str, str] = result.data["accounts"]
@@ -209,16 +203,9 @@ def _vendor_apply(inventory: Inventory, host: str, accounts: list[Account], chec
             if outcome.rolled_back:
                 result.status, result.error = "failed", f"{host}: accounts not as intended ({outcome.reason}): rolled back"
                 actions.update({login: "rolled back" for login, action in actions.items() if action != "present"})
-        # The candidate carries secret hashes: what leaves here is scrubbed as the platform's config.
-        result.diff = scrub_secrets(diff.text(), syntax_for(device.platform))
-        result.changed = not diff.empty and result.status == "ok"
-        if result.changed:
-            result.status = "changed"
-    except DeviceError as exc:
-        result.status, result.error = ("unreachable" if isinstance(exc, ConnectionFailed) else "failed"), str(exc)
-    finally:
-        driver.close()
-    return result
+        return diff  # carries secret hashes: apply_on_device shows it scrubbed as the platform's config
+
+    return apply_on_device(inventory, host, result, work)
 
 
 # --- Linux hosts (ansible-runner) ----------------------------------------------------------------
