@@ -31,6 +31,9 @@ class Platform:
     # Commit with an automatic revert unless confirmed, *together with a replace*: what provisioning uses.
     commit_confirm: bool = False
     getters: frozenset[str] = frozenset()  # NAPALM getter names the driver answers
+    # A switch port's VLANs read and set (port_state, apply_bridge_commands): how provision-ap makes the
+    # port an AP plugs into a trunk of its SSIDs' VLANs, for hostapd and vendor APs alike.
+    bridge_ports: bool = False
     napalm_driver: str | None = None  # the NAPALM driver name, for platforms dzops reaches through NAPALM
 
 
@@ -46,7 +49,8 @@ PLATFORMS: dict[str, Platform] = {
         Platform("frr", ("routers",), "frr", "cisco_ios", "frr", "router",
                  config_replace=True, getters=frozenset({"get_config"})),
         # Cumulus switch ports are set with `bridge vlan` commands, not by merging config lines.
-        Platform("cumulus", ("switches",), "cumulus", "linux", "linux", "switch", getters=frozenset({"get_config"})),
+        Platform("cumulus", ("switches",), "cumulus", "linux", "linux", "switch", getters=frozenset({"get_config"}),
+                 bridge_ports=True),
         # NAPALM ios: replace and commit-confirm need `archive` on the router (configure replace,
         # `configure replace ... revert timer N`); the candidate travels by SCP.
         Platform("ios", ("routers", "switches", "access_points"), "napalm", "cisco_ios", "ios", None,
@@ -76,10 +80,12 @@ PLATFORMS: dict[str, Platform] = {
 }
 
 # Operations a command may need, each mapped to the capability column that allows it.
-Operation = Literal["config_replace", "config_merge", "commit_confirm", "get_config", "get_facts",
+Operation = Literal["config_replace", "config_merge", "commit_confirm", "bridge_ports", "get_config", "get_facts",
                     "get_interfaces_ip", "get_lldp_neighbors_detail", "get_interfaces", "get_users"]
+CAPABILITY_COLUMNS = ("config_replace", "config_merge", "commit_confirm", "bridge_ports")
 OPERATION_WORDS: dict[str, str] = {
     "config_replace": "config replace", "config_merge": "config merge", "commit_confirm": "commit-confirm",
+    "bridge_ports": "switch-port VLAN driver",
 }
 
 
@@ -88,13 +94,15 @@ def supports(platform: str, operation: Operation) -> bool:
 
     >>> supports("ios", "commit_confirm"), supports("routeros", "commit_confirm"), supports("frr", "get_facts")
     (True, False, False)
+    >>> supports("cumulus", "bridge_ports"), supports("ios", "bridge_ports")
+    (True, False)
     >>> supports("no-such-platform", "get_config")
     False
     """
     row = PLATFORMS.get(platform)
     if row is None:
         return False
-    if operation in ("config_replace", "config_merge", "commit_confirm"):
+    if operation in CAPABILITY_COLUMNS:
         return bool(getattr(row, operation))
     return operation in row.getters
 
@@ -108,6 +116,8 @@ def refusal(platform: str, operation: Operation, host: str | None = None) -> str
     'ws1: platform debian has no config replace: refused before connecting'
     >>> refusal("frr", "get_lldp_neighbors_detail")
     'platform frr has no get_lldp_neighbors_detail: refused before connecting'
+    >>> refusal("ios", "bridge_ports", host="sw1")
+    'sw1: platform ios has no switch-port VLAN driver: refused before connecting'
     """
     if supports(platform, operation):
         return None
