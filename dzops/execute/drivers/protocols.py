@@ -70,11 +70,21 @@ class Getters(Protocol):
     def get_lldp_neighbors_detail(self) -> dict[str, list[dict[str, Any]]]: ...
 
 
+@runtime_checkable
+class SwitchPortVlans(Protocol):
+    """A switch port's VLANs read and set (dzops.execute.drivers.bridge): the uplink of an access point."""
+
+    def port_state(self, port: str) -> Any: ...
+
+    def apply_bridge_commands(self, commands: list[str]) -> None: ...
+
+
 # Capability column (or getter) of dzops.platforms -> the protocol a driver must satisfy for it.
 CAPABILITY_PROTOCOLS: dict[str, type] = {
     "config_replace": ConfigReplace,
     "config_merge": ConfigMerge,
     "commit_confirm": CommitConfirm,
+    "bridge_ports": SwitchPortVlans,
 }
 
 
