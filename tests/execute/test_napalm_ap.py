@@ -19,6 +19,7 @@ from dzops.execute.drivers.napalm import ApplyOutcome
 from dzops.execute.vendor_ap import provision_vendor_ap
 from dzops.inventory.loader import load_inventory
 from dzops.inventory.models import Inventory
+from tests.execute.test_vendor_ap_uplink import FakeSwitch, switch_state
 
 SAMPLE = Path(__file__).resolve().parents[2] / "inventory"
 
@@ -59,7 +60,9 @@ def setup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tu
     running = ("hostname old\n!\nusername netadmin privilege 15 secret 9 $9$svc\n!\nend\n" if request.param == "ios"
                else '/system identity set name=old\n/user add name="netadmin" group=full\n')
     state: dict[str, Any] = {"running": running, "radio_refuses": False, "platform": request.param}
-    monkeypatch.setattr(drivers, "driver_for", lambda _platform, creds, **_o: FakeAp(creds, state))
+    # The uplink switch (cumulus) answers as an Open vSwitch port (tests/execute/test_vendor_ap_uplink.py).
+    monkeypatch.setattr(drivers, "driver_for", lambda platform, creds, **_o: (
+        FakeSwitch(creds, switch_state()) if platform == "cumulus" else FakeAp(creds, state)))
     return inventory, ap.name, state
 
 
@@ -142,7 +145,8 @@ def test_the_cli_shows_a_vendor_ap_check_with_its_ssids(tmp_path: Path, monkeypa
     host_vars = inventory_dir / "host_vars" / "gewog-barp-ap1.yml"
     host_vars.write_text(host_vars.read_text().replace("device_role: office-ap\n", "device_role: office-ap\nplatform: ios\n"))
     state: dict[str, Any] = {"running": "hostname gewog-barp-ap1\n!\nend\n", "radio_refuses": False, "platform": "ios"}
-    monkeypatch.setattr(drivers, "driver_for", lambda _platform, creds, **_o: FakeAp(creds, state))
+    monkeypatch.setattr(drivers, "driver_for", lambda platform, creds, **_o: (
+        FakeSwitch(creds, switch_state()) if platform == "cumulus" else FakeAp(creds, state)))
     argv, code = sys.argv, None
     with CliRunner().isolation(env={"DZOPS_INVENTORY": str(inventory_dir)}) as (out, err, _):
         sys.argv = ["dzops", "provision-ap", "--check", "--diff", "gewog-barp-ap1"]
