@@ -16,12 +16,20 @@ candidate: an end that did not take the whole candidate failed, and every end on
 was attempted (whatever its outcome) is rolled back when its link fails. A rollback is read back
 too: one that did not restore the saved config is reported `failed`, with the lines still left on
 the device, never `rolled_back`.
+
+Verification ends with what the WAN is for: from each gewog LAN a changed link serves (its end
+farther from HQ), the HQ servers answer ping and their declared TCP services, probed on the gewog
+router from its LAN address, so the replies must find their way back to the office. When a server
+does not answer, the result names the first hop on the path (from the inventory's WAN graph) that
+does not answer either. A link whose goal is not reached is failed and rolled back like any other.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +42,17 @@ from dzops.execute.drivers.frr import config_pairs
 from dzops.execute.ssh import Progress, credentials, fan_out
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult, LinkResult
-from dzops.plan.wan import WanEnd, WanPlan, plan_wan
+from dzops.plan.wan import (
+    GoalCheck,
+    Hop,
+    WanEnd,
+    WanPlan,
+    first_failing_hop,
+    gewog_behind,
+    goal_checks,
+    plan_wan,
+    wan_ends,
+)
 
 log = logging.getLogger(__name__)
 
@@ -299,14 +317,20 @@ class WanRun:
             for end in host_ends:
                 ends_by_link.setdefault(end.link, []).append(end)
         deadline = time.monotonic() + self.verify_timeout
+        goals = self._goals(plan, to_verify)
 
         def verify(name: str) -> None:
             result = self.results[name]
             ends = ends_by_link[name]
             pending = self._checks(ends)
+            if name in goals:
+                pending.append((goals[name].label, goals[name].router, goals[name]))
             while True:
                 still = []
                 for label, host, check in pending:
+                    if isinstance(check, _Goal) and still:
+                        still.append((label, host, check))  # the goal only counts once the link itself is up
+                        continue
                     try:
                         ok = check()
                     except Exception as exc:  # noqa: BLE001 - a check that cannot run has not passed
@@ -318,8 +342,11 @@ class WanRun:
                     break
                 time.sleep(2)
             if pending:
-                result.failed_check = pending[0][0]
-                result.status, result.error = "failed", f"verification failed: {pending[0][0]}"
+                label, _host, check = pending[0]
+                result.failed_check = label
+                result.status, result.error = "failed", f"verification failed: {label}"
+                if isinstance(check, _Goal):
+                    result.error += f": {check.diagnosis()}"
                 failed.add(name)
             else:
                 result.verified = True
@@ -353,6 +380,25 @@ class WanRun:
         if far_lan:
             checks.append((f"{near.host} ping {near.far_host} LAN {far_lan}", near.host, lambda: _ping(drv, far_lan)))
         return checks
+
+    def _goals(self, plan: WanPlan, links: list[str]) -> dict[str, _Goal]:
+        """Link -> the goal check of the gewog it serves; links serving one gewog share one check."""
+        checks = goal_checks(self.inventory, plan.allocation)
+        every_end = wan_ends(self.inventory, plan.allocation)
+        shared: dict[str, _Goal] = {}
+        out: dict[str, _Goal] = {}
+        for name in links:
+            gewog = gewog_behind(self.inventory, name, every_end)
+            driver = self.sessions[gewog].driver if gewog in self.sessions else None
+            if gewog is None or not checks.get(gewog) or driver is None:
+                continue
+            if not (getattr(driver, "shell_login", False) and hasattr(driver, "shell")):
+                log.info("%s: no shell login on %s: the goal check from its LAN is not run", name, gewog)
+                continue
+            if gewog not in shared:
+                shared[gewog] = _Goal(gewog, checks[gewog], driver)
+            out[name] = shared[gewog]
+        return out
 
     def _far_lan_address(self, host: str) -> str | None:
         device = self.inventory.devices[host]
@@ -450,6 +496,106 @@ class WanRun:
         driver = self.sessions[host].driver
         if driver is not None:
             driver.close()
+
+
+# Run on the gewog router by its own python3 (frr-pythontools depends on it): one exec channel
+# answers every ping and TCP connect of a goal check, each from the LAN address, each bounded.
+GOAL_PROBE = """
+import json, socket, subprocess, sys
+source, answers = sys.argv[1], {}
+for item in sys.argv[2:]:
+    kind, _, target = item.partition(":")
+    if kind == "ping":
+        answers[item] = subprocess.run(["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-w", "3",
+                                        "-I", source, target], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL).returncode == 0
+    else:
+        host, _, port = target.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=3, source_address=(source, 0)).close()
+            answers[item] = True
+        except OSError:
+            answers[item] = False
+print(json.dumps(answers))
+"""
+GOAL_RETRY_SECONDS = 2.0  # links sharing a gewog reuse an attempt this recent instead of probing again
+
+
+def goal_probe(driver: Any, host: str, source: str, items: list[str]) -> dict[str, bool]:
+    """Ask the router which of `ping:ADDR` / `tcp:ADDR:PORT` answer from `source`."""
+    out = driver.shell(["python3", "-c", GOAL_PROBE, source, *items])
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise DeviceError(host, f"the goal probe gave no answer: {out.strip()[:200]}")
+    return {str(k): bool(v) for k, v in json.loads(lines[-1]).items()}
+
+
+class _Goal:
+    """One gewog's goal check: from its LAN address, every HQ server answers ping and its TCP services.
+
+    Shared by the links that serve the gewog (one probe per attempt, not one per link); once it
+    passed it stays passed for the run. `diagnosis()` walks the path when a server does not answer.
+    """
+
+    def __init__(self, router: str, checks: list[GoalCheck], driver: Any) -> None:
+        self.router, self.checks, self.driver = router, checks, driver
+        self.source = str(checks[0].source)
+        self.label = f"{router} LAN {self.source} reaches HQ: " + "; ".join(c.label for c in checks)
+        self._lock = threading.Lock()
+        self._answers: dict[str, bool] = {}
+        self._error: str | None = None
+        self._passed = False
+        self._when = float("-inf")
+        self._diagnosis: str | None = None
+
+    def _items(self, check: GoalCheck) -> list[str]:
+        return [f"ping:{check.target}", *(f"tcp:{check.target}:{p}" for p in check.ports)]
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if self._passed or time.monotonic() - self._when < GOAL_RETRY_SECONDS:
+                return self._passed
+            self._when = time.monotonic()
+            try:
+                self._answers = goal_probe(self.driver, self.router, self.source,
+                                           [item for c in self.checks for item in self._items(c)])
+                self._error = None
+            except DeviceError as exc:
+                self._answers, self._error = {}, str(exc)
+            self._passed = self._error is None and all(self._answers.get(i, False)
+                                                       for c in self.checks for i in self._items(c))
+            return self._passed
+
+    def diagnosis(self) -> str:
+        """What does not answer, and for a server that does not answer ping, the first hop that fails."""
+        with self._lock:
+            if self._diagnosis is None:
+                self._diagnosis = self._diagnose()
+            return self._diagnosis
+
+    def _diagnose(self) -> str:
+        if self._error:
+            return f"the check could not run on {self.router}: {self._error}"
+        if not self._answers:
+            return "not checked: the link's own checks did not pass in time"
+        parts = []
+        for check in self.checks:
+            if not self._answers.get(f"ping:{check.target}", False):
+                hop = first_failing_hop(check.path, self._hop_answers)
+                where = f"first hop that fails: {hop}" if hop else "every hop answers now"
+                parts.append(f"{check.server} {check.target} does not answer ping from {self.source}; {where}")
+                continue
+            closed = [p for p in check.ports if not self._answers.get(f"tcp:{check.target}:{p}", False)]
+            if closed:
+                ports = ", ".join(f"tcp/{p}" for p in closed)
+                parts.append(f"{check.server} {check.target} answers ping but not {ports} from {self.source}")
+        return "; ".join(parts) or "every server answers now"
+
+    def _hop_answers(self, hop: Hop) -> bool:
+        try:
+            return goal_probe(self.driver, self.router, self.source, [f"ping:{hop.address}"]).get(f"ping:{hop.address}", False)
+        except DeviceError:
+            return False
 
 
 def _interface_up(driver: NetworkDriver, ifname: str) -> bool:

@@ -222,10 +222,13 @@ class RootWriter:
 
 def sshd_dropin(node: LabNode) -> str:
     ip = node.mgmt_address.split("/")[0]
+    # A server's services face its LAN as well (a stock sshd listens everywhere): provision-wan's goal
+    # check reaches them there from the gewogs. Its addresses are set before sshd starts.
+    lan = [a.split("/")[0] for i in node.interfaces for a in i.addresses] if node.kind == "server" else []
     # Debian's sshd_config includes sshd_config.d first and the first value wins: these settings hold.
     return "\n".join([
-        "# dzops lab: the management address only, the node's own host key",
-        f"ListenAddress {ip}",
+        "# dzops lab: the management address (a server's LAN addresses too), the node's own host key",
+        *(f"ListenAddress {a}" for a in dict.fromkeys([ip, *lan])),
         "HostKey /etc/ssh/ssh_host_ed25519_key",
         "PasswordAuthentication yes",
         "KbdInteractiveAuthentication no",

@@ -44,6 +44,15 @@ def test_sshd_dropin_listens_on_the_management_address_only() -> None:
     assert "ForceCommand" not in text  # routers give a normal shell: no lab-only wrapper
 
 
+@pytest.mark.parametrize(("kind", "listens"), [
+    ("server", ["10.9.0.5", "192.168.1.2"]),  # its services face its LAN too: the gewogs reach them there
+    ("router", ["10.9.0.5"]),  # routers' LAN addresses come from frr.conf; dzops reaches them over management
+])
+def test_sshd_dropin_listen_addresses(kind: str, listens: list[str]) -> None:
+    text = routers.sshd_dropin(_node(kind, LabInterface("eth0", ("192.168.1.2/24",)), LabInterface("eth1")))
+    assert [line.split()[1] for line in text.splitlines() if line.startswith("ListenAddress ")] == listens
+
+
 @pytest.mark.parametrize(("kind", "expected"), [
     ("server", ["eth0", "192.168.1.2/24", "eth1", "-"]),
     ("router", ["eth0", "-", "eth1", "-"]),  # routers get their addresses from frr.conf
