@@ -26,7 +26,8 @@ def provision_wan(
     forks: ForksOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Save both ends, apply, verify (interface up, OSPF Full or route, pings); roll back on failure.
+    """Save both ends, apply, verify (interface up, OSPF Full or route, pings, the gewog LAN reaching the
+    HQ servers' ping and TCP services, else the first hop that fails); roll back on failure.
 
     With --limit, a link is in scope when either of its ends is in the limit: a link is changed on
     both of its ends or not at all, so its far end is configured too (and named on stderr)."""
