@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dzops.state.files import PRIVATE_FILE, private_dir
+from dzops.state.ledger import TABLES as LEDGER_TABLES
 
 DB_NAME = "dzops.sqlite"
 BUSY_TIMEOUT_S = 30.0  # another run writing: SQLite waits for its lock this long
@@ -37,6 +38,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE alert_state (key TEXT PRIMARY KEY, status TEXT NOT NULL, since REAL NOT NULL,
                               alerted REAL NOT NULL);
     """,
+    # 2 -> 3: the run ledger (`dzops runs`, --retry-failed): see dzops.state.ledger
+    LEDGER_TABLES,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
