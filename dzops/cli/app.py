@@ -27,6 +27,7 @@ from dzops.cli import onboard as onboard_cmd
 from dzops.cli import patch as patch_cmd
 from dzops.cli import provision_ap as provision_ap_cmd
 from dzops.cli import provision_wan as provision_wan_cmd
+from dzops.cli import runs as runs_cmd
 from dzops.cli import schedule as schedule_cmd
 from dzops.cli import scrub as scrub_cmd
 from dzops.cli import user as user_cmd
@@ -75,6 +76,7 @@ app.add_typer(schedule_cmd.app, name="schedule", rich_help_panel="Run jobs from 
 app.command("diagram", rich_help_panel="Document the network")(diagram_cmd.diagram)
 app.command("docs", rich_help_panel="Document the network")(docs_cmd.docs)
 app.command("scrub", rich_help_panel="Back up configs, report drift")(scrub_cmd.scrub)
+app.add_typer(runs_cmd.app, name="runs", rich_help_panel="Back up configs, report drift")
 app.command("doctor", rich_help_panel="Check this machine")(doctor_cmd.doctor)
 app.command("onboard", rich_help_panel="Keep the inventory right")(onboard_cmd.onboard)
 

@@ -27,6 +27,8 @@ NO_DIFF_READ_ONLY = "it changes nothing, so there is no diff to show"
 WHOLE_INVENTORY_LAB = "the lab is always the whole inventory (use --limit on the commands you rehearse)"
 CRONTAB_ONLY = "it reads only the crontab; the scheduled run opens the vault (give it to `schedule install`)"
 CRONTAB_ENTRIES = "cron entries are per job and inventory, not per host"
+LEDGER_READ_ONLY = "it only reads the run ledger: nothing runs, so nothing could change"
+LEDGER_NO_DIFF = "it reads the ledger; `dzops runs show ID` prints each device's recorded diff"
 
 
 def _refusing(**reasons: str) -> dict[str, str | None]:
@@ -81,6 +83,9 @@ CONTRACT: dict[str, dict[str, str | None]] = {
                              check="it writes only the page, to the --output folder it is given",
                              diff="a status page has no configuration diff",
                              json="it writes HTML to --output"),
+    # The run ledger: --limit keeps the runs (and devices) of those hosts.
+    "runs": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF),
+    "runs show": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
                         limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
 }
@@ -133,7 +138,8 @@ def check_contract(path: str, options: list[str]) -> None:
 
 
 # A command's own option -> the Settings field it sets.
-_LOCAL = {"limit": "limit", "check": "check", "diff": "diff", "json_output": "json", "forks": "forks_option"}
+_LOCAL = {"limit": "limit", "check": "check", "diff": "diff", "json_output": "json", "forks": "forks_option",
+          "retry_failed": "retry_failed"}
 
 
 def contract(fn: F) -> F:
@@ -148,6 +154,9 @@ def contract(fn: F) -> F:
         local = {field: kwargs[name] for name, field in _LOCAL.items() if kwargs.get(name)}
         ctx.obj = dataclasses.replace(settings, **local, command=path) if local or settings.command != path \
             else settings
-        return fn(*args, **kwargs)
+        from dzops.cli.runs import recorded
+
+        with recorded(ctx, path):  # the run ledger: one entry per run that checks or changes devices
+            return fn(*args, **kwargs)
 
     return run  # type: ignore[return-value]

@@ -17,6 +17,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 # Every command that works on many devices at once; default: the inventory's dzops_forks, else 10.
 ForksOption = Annotated[int | None, typer.Option(
     "--forks", min=1, max=500, metavar="N", help="Devices worked on at once (default: dzops_forks, else 10).")]
+# Every fan-out command: run again where run ID failed (dzops.cli.runs resolves it before the command runs).
+RetryFailedOption = Annotated[int | None, typer.Option(
+    "--retry-failed", min=1, metavar="ID",
+    help="Run again only on what failed in run ID (see `dzops runs`); with --limit, only those in the limit.")]
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Settings:
     forks_option: int | None = None  # --forks of a fan-out command
     command: str = ""  # the running command's path ('user add'), set by dzops.cli.contract
     lab: str | None = None  # talk to this lab (its own known_hosts), never to it by accident
+    retry_failed: int | None = None  # --retry-failed ID of a fan-out command
+    retry: Any = None  # what that run failed on (dzops.cli.runs.Retry), resolved before the command runs
     _inventory_cache: Any = field(default=None, repr=False)
     _declared_cache: Any = field(default=None, repr=False)
 
@@ -100,6 +106,14 @@ def emit_json(data: Any, syntax: str | None = None) -> None:
 def emit_text(text: str, syntax: str | None = None) -> None:
     text = egress(text, syntax)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def record_results(results: Any, **hints: Any) -> None:
+    """Hand the run's per-device results to the run ledger, once, where the command has them all
+    (see dzops.cli.runs.hand_over; a run outside a recorded command ignores them)."""
+    from dzops.cli.runs import hand_over
+
+    hand_over(results, **hints)
 
 
 def say(message: str) -> None:
