@@ -11,7 +11,16 @@ import typer
 from dzops.cli import complete
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 from dzops.inventory.limit import select_hosts
 
 LimitOption = Annotated[Optional[str],  # noqa: UP045 - typer reads the annotation
@@ -70,6 +79,7 @@ def backup(
     limit: LimitOption = None,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Pull every device's configuration in parallel; commit what changed (secrets removed).
 
@@ -88,6 +98,7 @@ def backup(
     with progress_for(settings, "backup", hosts) as progress:
         backups, result = collect_and_store(inventory, hosts, kind="backup", progress=progress.step,
                                             forks=settings.forks, commit=not settings.check)
+    record_results(backups, changed=result.changed)
     unreachable = [b for b in backups if not b.reachable]
     if settings.check:
         say(f"dzops: check: {len(result.changed)} device(s) would change; nothing written")

@@ -19,7 +19,17 @@ from dzops.cli import complete
 from dzops.cli.backup import LimitOption, collect_and_store
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, error, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    error,
+    record_results,
+    say,
+)
 from dzops.inventory.limit import select_hosts
 
 STATE_FILE = "drift-state.json"  # host -> backup commit the last drift report measured up to
@@ -67,6 +77,7 @@ def drift(
     limit: LimitOption = None,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Report configuration drift per site and device; exit DRIFT_FOUND when there is any.
 
@@ -82,7 +93,7 @@ def drift(
     if remediate:
         if email:
             raise UsageError("--email and --remediate do not go together: run `dzops drift --email` after")
-        _remediate(settings, inventory, _selected(inventory, hosts_arg, limit or settings.limit),
+        _remediate(settings, inventory, _selected(inventory, hosts_arg, settings.limit),
                    named=bool(hosts_arg), check=check or settings.check, diff=diff or settings.diff,
                    as_json=settings.json or json_output, verify_timeout=verify_timeout)
         return
@@ -92,7 +103,7 @@ def drift(
         raise UsageError(f"{inventory.root}: report_dir is not set (group_vars/all)")
     if email and inventory.mail is None:
         raise UsageError(f"{inventory.root}: --email needs the 'mail' settings (group_vars/all)")
-    hosts = _selected(inventory, hosts_arg, limit or settings.limit)
+    hosts = _selected(inventory, hosts_arg, settings.limit)
     from dzops.execute.schedule import job_lock_for
     from dzops.state import private_dir, write_private
 
@@ -157,6 +168,7 @@ def drift(
                                                                     secrets))
         entry.findings.extend(report.out_of_band_findings(c for c in changes if c.host == b.host))
         devices.append(entry)
+    record_results(devices)
     if not ap_supported:
         notes.append("access points: intended configuration not yet supported (dzops.plan.ap is not available); "
                      "out-of-band changes are reported")
@@ -238,6 +250,7 @@ def _remediate(settings: Settings, inventory: Any, hosts: list[str], *, named: b
         results = remediate(inventory, intended, check=check, verify_timeout=verify_timeout, forks=settings.forks,
                             progress=progress.step)
         progress.finish((r.host, r.status) for r in results)
+    record_results(results)
     secrets = inventory_secrets(inventory)
     rows = []
     for r in results:

@@ -18,7 +18,16 @@ import typer
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode
 from dzops.cli.help import DzopsTyper
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 
 app = DzopsTyper(help="Uptime: check every link, site, server and AP now; history; status page.",
                  invoke_without_command=True)
@@ -29,12 +38,12 @@ STATUS_DIR = "status"  # report_dir/status: the page each recorded run regenerat
 
 @app.callback()
 def health(ctx: typer.Context, site: SiteOption = None, forks: ForksOption = None,
-           json_output: JsonOption = False) -> None:
+           json_output: JsonOption = False, retry_failed: RetryFailedOption = None) -> None:
     """Run every health check once; exit 6 when something is down or degraded.
 
     With --check the checks run but nothing is stored, mailed or written."""
     if ctx.invoked_subcommand is None:
-        _health(ctx=ctx, site=site, forks=forks, json_output=json_output)
+        _health(ctx=ctx, site=site, forks=forks, json_output=json_output, retry_failed=retry_failed)
 
 
 def _db_path(inventory: Any) -> Path:
@@ -54,7 +63,8 @@ def _check_site(inventory: Any, site: str | None) -> None:
 
 
 @contract
-def _health(ctx: typer.Context, site: str | None, forks: int | None, json_output: bool) -> None:
+def _health(ctx: typer.Context, site: str | None, forks: int | None, json_output: bool,
+            retry_failed: int | None = None) -> None:
     from dzops.cli.progress import progress_for
     from dzops.execute.health import run_health
     from dzops.inventory.limit import select_hosts
@@ -72,6 +82,9 @@ def _health(ctx: typer.Context, site: str | None, forks: int | None, json_output
     started = time.time()
     with progress_for(settings, "health", [c.key for c in checks]) as progress:
         results = run_health(inventory, checks, progress=progress.step)
+    from dzops.cli.runs import health_records
+
+    record_results(health_records(inventory, checks, results))
     found = findings(results, wan_graph(inventory), hq_site(inventory))
     status = overall(results)
     if not settings.check:

@@ -15,7 +15,7 @@ import typer
 
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import exit_code_for_results
-from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import JsonOption, RetryFailedOption, Settings, emit_json, emit_text, record_results, say
 
 
 def select(inventory: Any, hosts: list[str], site: str | None, every: bool) -> list[str]:
@@ -70,6 +70,7 @@ def onboard(
         "--accept-new", help="Trust keys of devices not yet in known_hosts without asking (never a changed key).")
     ] = False,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Trust new devices' host keys, prepare them (FRR: roles/dz_router_access) and report what is ready."""
     from dzops.exceptions import UsageError
@@ -81,7 +82,10 @@ def onboard(
     if inventory.known_hosts is None:
         raise UsageError("the inventory sets no dzops_known_hosts (group_vars/all): onboard has nowhere to "
                          "write trusted host keys")
-    names = select(inventory, list(hosts or []), site, every)
+    from dzops.cli.runs import retried
+
+    every = every or (settings.retry is not None and not (hosts or site))  # the retried run's failed devices
+    names = retried(settings, select(inventory, list(hosts or []), site, every))
     if settings.limit:
         from dzops.inventory.limit import select_hosts
 
@@ -129,6 +133,7 @@ def onboard(
     else:
         prepare(inventory, trusted, results, progress=lambda _s, message: say(f"dzops: {message}"))
     ordered = [results[h] for h in names]
+    record_results(ordered)
     if settings.json or json_output:
         emit_json({"known_hosts": str(inventory.known_hosts), "devices": [r.to_dict() for r in ordered]})
     else:

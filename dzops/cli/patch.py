@@ -10,7 +10,16 @@ import typer
 from dzops.cli import complete
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 
 
 @contract
@@ -29,6 +38,7 @@ def patch(
     email: Annotated[bool, typer.Option("--email", help="Mail the report with the inventory's mail settings.")] = False,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Pre-check, upgrade, reboot when required, post-check; report every package from -> to."""
     settings: Settings = ctx.obj
@@ -64,6 +74,7 @@ def patch_and_report(settings: Settings, *, batch: str | None = None, max_fail: 
             progress.step(host.host, f"{label} (pending {pending}, upgraded {upgraded})"
                           + (f" - {host.error}" if host.error else ""))
         progress.finish((h.host, h.status) for h in run.hosts)
+    record_results(run.hosts, command="patch")
     report = run.to_dict()
     if run.stopped:
         say(f"dzops: patch stopped: more than {fail_pct}% of a batch failed; "

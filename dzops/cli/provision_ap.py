@@ -9,7 +9,16 @@ import typer
 from dzops.cli import complete
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import exit_code_for_results
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 
 
 @contract
@@ -25,12 +34,14 @@ def provision_ap(
     verify_timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for every SSID to verify.")] = 60.0,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Save each AP's files, apply, verify with hostapd_cli (every SSID enabled, right SSID/security/VLAN);
     restore the saved files on failure. A second run changes nothing.
 
     With no AP, --site or --all: every AP and what would change, as `--check --all` shows it."""
     from dzops.cli.progress import progress_for
+    from dzops.cli.runs import retried
     from dzops.exceptions import UsageError
     from dzops.execute.vendor_ap import provision_aps as run
     from dzops.inventory.limit import select_hosts
@@ -38,6 +49,8 @@ def provision_ap(
 
     settings: Settings = ctx.obj
     check = settings.check
+    if settings.retry is not None and not (hosts or site or all_aps):
+        all_aps = True  # the failed APs of the retried run, not the bare command's check of every AP
     if not (hosts or site or all_aps):
         # A bare `dzops provision-ap`, as officers type it: every AP and what would change, touching nothing.
         all_aps, check = True, True
@@ -46,7 +59,7 @@ def provision_ap(
     inventory = settings.load_inventory()
     if site and site not in inventory.sites:
         raise UsageError(f"unknown site '{site}' (known: {', '.join(sorted(inventory.sites))})")
-    scope = access_points_in_scope(inventory, hosts, site)
+    scope = retried(settings, access_points_in_scope(inventory, hosts, site))
     if settings.limit:
         # The uplink switch port of an AP in the limit is configured with it, wherever the switch is.
         allowed = set(select_hosts(inventory, settings.limit))
@@ -60,6 +73,7 @@ def provision_ap(
     with progress_for(settings, "provision-ap", scope, final=_ap_final) as progress:
         results = run(inventory, scope, check=check, verify_timeout=verify_timeout, progress=progress.step)
         progress.finish((r.host, r.status) for r in results)
+    record_results(results)
     for r in results:
         note = r.data.get("switch_port", {}).get("note")
         if note:

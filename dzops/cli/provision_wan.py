@@ -9,7 +9,16 @@ import typer
 from dzops.cli import complete
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import exit_code_for_results
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 
 
 @contract
@@ -25,6 +34,7 @@ def provision_wan(
     verify_timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for a link to verify.")] = 90.0,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Save both ends, apply, verify (interface up, OSPF Full or route, pings, the gewog LAN reaching the
     HQ servers' ping and TCP services, else the first hop that fails); roll back on failure.
@@ -32,6 +42,7 @@ def provision_wan(
     With --limit, a link is in scope when either of its ends is in the limit: a link is changed on
     both of its ends or not at all, so its far end is configured too (and named on stderr)."""
     from dzops.cli.progress import progress_for
+    from dzops.cli.runs import retried
     from dzops.exceptions import UsageError
     from dzops.execute.wan import provision_wan as run
     from dzops.inventory.edit import write_wan_subnets
@@ -39,16 +50,19 @@ def provision_wan(
 
     settings: Settings = ctx.obj
     check = settings.check
+    if settings.retry is not None and not (links or site or all_links):
+        all_links = True  # the failed links of the retried run, within the whole inventory
     if sum(bool(x) for x in (links, site, all_links)) != 1:
         raise UsageError("name links, or give --site SITE, or --all (exactly one of them)")
     inventory = settings.load_inventory()
     if site and site not in inventory.sites:
         raise UsageError(f"unknown site '{site}' (known: {', '.join(sorted(inventory.sites))})")
-    scope = links_within_limit(inventory, links_in_scope(inventory, links, site), settings.limit)
+    scope = links_within_limit(inventory, retried(settings, links_in_scope(inventory, links, site)), settings.limit)
     say(f"dzops: provision-wan {'(check) ' if check else ''}{len(scope)} link(s)")
     with progress_for(settings, "provision-wan", scope, final=_link_final) as progress:
         results = run(inventory, scope, check=check, verify_timeout=verify_timeout, progress=progress.step)
         progress.finish((r.link, r.status) for r in results)
+    record_results(results)
     if not check:
         # Verified now, or already configured exactly as intended: either way the subnet is in use.
         allocated = {r.link: r.subnet for r in results

@@ -17,7 +17,16 @@ from dzops.cli import complete
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
 from dzops.cli.help import DzopsTyper
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 from dzops.inventory.limit import select_hosts
 
 app = DzopsTyper(help="Staff accounts: add, remove, apply everywhere, audit.", no_args_is_help=True)
@@ -145,6 +154,7 @@ def apply(
     diff: Annotated[bool, typer.Option("--diff", help="Show per-account actions and rendered vendor lines.")] = False,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Make every host's staff accounts match the inventory; reports what was done where."""
     from dzops.cli.progress import progress_for
@@ -159,6 +169,7 @@ def apply(
         results = apply_users(inventory, hosts, check=check, progress=progress.step,
                               vault_password_file=settings.vault_password_file, on_event=progress.ansible_event)
         progress.finish((r.host, r.status) for r in results)
+    record_results(results)
     from dzops.scrub import egress, syntax_for
 
     # Rendered vendor lines carry derived secrets (an IOS `secret 9` hash is no Vault value): each
@@ -192,6 +203,7 @@ def audit(
     limit: LimitOption = None,
     forks: ForksOption = None,
     json_output: JsonOption = False,
+    retry_failed: RetryFailedOption = None,
 ) -> None:
     """Accounts on hosts but not in the inventory (or offboarded), and inventory users missing."""
     from dzops.cli.progress import progress_for
@@ -205,6 +217,7 @@ def audit(
                                         vault_password_file=settings.vault_password_file,
                                         on_event=progress.ansible_event)
         progress.finish((r.host, r.status) for r in results)
+    record_results(results)
     if settings.json:
         emit_json({"findings": [f.to_dict() for f in findings],
                    "hosts": [r.to_dict() for r in results if r.status != "ok"]})
