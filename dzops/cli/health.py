@@ -108,6 +108,7 @@ def _record_and_alert(inventory: Any, results: list[Any], found: list[Any], star
     """Store the run, prune old runs, mail confirmed state changes, regenerate the status page."""
     from dzops.exceptions import MailError
     from dzops.report.health import alert_mail, changes, confirmed
+    from dzops.scrub import egress
     from dzops.state import db
 
     hidden = {key for f in found for key in f.hidden}
@@ -116,7 +117,9 @@ def _record_and_alert(inventory: Any, results: list[Any], found: list[Any], star
     n = inventory.health.alert_after
     with db.connect(_db_path(inventory)) as conn:
         db.record_run(conn, started, time.time(), status,
-                      [db.Row(started, r.key, r.kind, r.site, r.status, r.message, r.rtt_ms, r.loss) for r in results])
+                      # stored messages leave dzops like any output (a device's error can quote a Vault value)
+                      [db.Row(started, r.key, r.kind, r.site, r.status, egress(r.message), r.rtt_ms, r.loss)
+                       for r in results])
         db.prune(conn, inventory.health.retention_days)
         streaks = {r.key: confirmed(db.recent(conn, r.key, n), n) for r in results if r.key not in hidden}
         found_changes = changes(db.alert_state(conn), streaks, messages, behind)
