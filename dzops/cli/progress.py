@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -62,6 +63,8 @@ class RunProgress:
         self.done: set[str] = set()
         self.failed: set[str] = set()
         self.current = ""
+        self.began: dict[str, float] = {}  # unit -> its first worker or message; with `ended`, the
+        self.ended: dict[str, float] = {}  # per-device durations the run ledger keeps
         self._lock = threading.Lock()
         self._bar: Any = None
         self._task: Any = None
@@ -91,14 +94,19 @@ class RunProgress:
         """Fan-out observer: a worker begins on `item`."""
         with self._lock:
             self.current = item
+            if item in self.units:
+                self.began.setdefault(item, time.monotonic())
         self._refresh()
 
     def step(self, subject: str, message: str) -> None:
         """A message about one device (or link): shown, and counted when it ends that unit."""
         with self._lock:
             self.current = subject
+            if subject in self.units:
+                self.began.setdefault(subject, time.monotonic())
             if subject in self.units and self.final(subject, message) and subject not in self.done:
                 self.done.add(subject)
+                self.ended[subject] = time.monotonic()
                 if is_failure(message):
                     self.failed.add(subject)
         if self.mode == "lines":
@@ -130,6 +138,7 @@ class RunProgress:
         with self._lock:
             for unit, status in outcomes:
                 self.done.add(unit)
+                self.ended.setdefault(unit, time.monotonic())
                 if status in ("failed", "unreachable", "rolled_back"):
                     self.failed.add(unit)
             self.current = ""
@@ -158,3 +167,7 @@ def progress_for(settings: Any, label: str, units: Iterable[str], *,
     progress = RunProgress(label, units, choose_mode(settings.json), verbose=settings.verbose, final=final)
     with progress, run_scope(forks=settings.forks, observer=progress):
         yield progress
+    from dzops.cli.runs import record_durations
+
+    record_durations({unit: round(progress.ended[unit] - began, 3) for unit, began in progress.began.items()
+                      if unit in progress.ended})
