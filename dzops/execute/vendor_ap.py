@@ -113,6 +113,18 @@ class Uplink:
             self.driver.close()
 
 
+def _put_back(uplink: Uplink | None) -> str | None:
+    """Put the uplink port back after the AP's apply failed; what went wrong doing so, if anything."""
+    if uplink is None:
+        return None
+    try:
+        uplink.restore()
+    except DeviceError as exc:
+        uplink.info["status"] = "failed"
+        return f"uplink switch port NOT put back: {exc}"
+    return None
+
+
 def _uplink_info(device: Any, port: SwitchPort | None) -> dict[str, Any]:
     from dzops.execute.ap import _router_uplink
 
@@ -170,14 +182,16 @@ def provision_vendor_ap(inventory: Inventory, host: str, *, check: bool = False,
                 uplink.apply()
             try:
                 outcome = driver.apply(intended, verify=verify, revert_in=revert_in)
-            except DeviceError:
-                if uplink is not None:
-                    uplink.restore()
+            except DeviceError as exc:
+                left = _put_back(uplink)
+                if left:  # the AP's error stays the result's, with the port that could not be put back
+                    raise type(exc)(exc.host, f"{str(exc).removeprefix(exc.host + ': ')}; {left}") from exc
                 raise
             if outcome.rolled_back:
                 result.status, result.error = "failed", f"{host}: {outcome.reason}: rolled back"
-                if uplink is not None:
-                    uplink.restore()
+                left = _put_back(uplink)
+                if left:
+                    result.error += f"; {left}"
             return ConfigDiff(add=outcome.diff.add + port_lines, remove=outcome.diff.remove)
         finally:
             if uplink is not None:

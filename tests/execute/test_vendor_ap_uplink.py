@@ -49,6 +49,10 @@ class FakeSwitch:
         return self.state["port"]  # type: ignore[no-any-return]
 
     def apply_bridge_commands(self, commands: list[str]) -> None:
+        if self.state["sent"] and self.state.get("undo_fails"):
+            from dzops.exceptions import ConnectionFailed
+
+            raise ConnectionFailed(self.creds.host, "SSH session dropped")
         self.state["sent"].append(commands)
         for command in commands:
             words = command.split()
@@ -160,6 +164,18 @@ def test_a_failed_ap_apply_puts_the_port_back(setup: tuple[Inventory, str, dict[
     assert state["switch"]["port"].all_vlans  # back to what it was: no tag, no trunks
     assert state["switch"]["sent"][-1] == ["ovs-vsctl --timeout=30 set port swp2 vlan_mode=[] tag=[] trunks=[]"]
     assert result.data["switch_port"]["status"] == "restored"
+
+
+@pytest.mark.parametrize("failure, reason", [("radio_refuses", "SSID(s) not on the device"),
+                                             ("fails", "commit_config failed: session dropped")])
+def test_a_port_that_cannot_be_put_back_is_said_with_the_aps_own_failure(
+        setup: tuple[Inventory, str, dict[str, Any]], failure: str, reason: str) -> None:
+    inventory, host, state = setup
+    state[failure], state["switch"]["undo_fails"] = True, True
+    result = provision_vendor_ap(inventory, host)
+    assert result.status == "failed" and reason in (result.error or "")
+    assert "uplink switch port NOT put back: gewog-barp-sw1: SSH session dropped" in (result.error or "")
+    assert result.data["switch_port"]["status"] == "failed"
 
 
 def test_a_port_that_does_not_take_its_vlans_leaves_the_ap_untouched(
