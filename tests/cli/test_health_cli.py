@@ -80,7 +80,13 @@ def test_check_runs_the_checks_and_records_nothing(world: World, monkeypatch: py
     assert run.code == ExitCode.HEALTH_DEGRADED, run.stderr
     data = json.loads(run.stdout)
     assert data["check"] is True and {r["site"] for r in data["results"]} == {"talo"}
-    assert not (world.root / "state" / "dzops.sqlite").exists() and not _reports(world).exists()
+    assert not _reports(world).exists()
+    # The run itself is in the run ledger (every --check run is); the health history stays empty.
+    import sqlite3
+
+    with sqlite3.connect(world.root / "state" / "dzops.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
+        assert conn.execute("SELECT command, check_mode FROM ledger_runs").fetchall() == [("health", 1)]
 
 
 @pytest.mark.parametrize(("args", "message"), [
