@@ -125,3 +125,35 @@ def test_provision_ap_check_on_the_recorded_ap(monkeypatch: pytest.MonkeyPatch, 
     assert psk not in result.diff and RECORDED_KEY not in result.diff and "003716070C5A1C0D1C701E1D" not in result.diff
     # Unchanged key: the candidate carries the AP's own stored form and no key in clear.
     assert (" wpa-psk ascii 7 003716070C5A1C0D1C701E1D" in seen["candidate"].splitlines()) is not key_line_shown
+
+
+# (type 7 as real configs show it, its clear text as the config's owner or another project's test suite states it)
+TYPE7_PAIRS = [
+    ("1511021F0725", "cisco"),  # Metasploit's Cisco config parser spec
+    ("123A0C041104", "Cisco"),  # an autonomous AP's show-run, annotated "this password is: Cisco"
+    ("091E5D584A0D20370E4D400C0D", "2s13hWEe!$FF"),  # a STIG checker's tests: the TACACS key they expect
+]
+
+
+@pytest.mark.parametrize("stored, clear", TYPE7_PAIRS)
+def test_type7_decodes_as_others_decode_it(stored: str, clear: str) -> None:
+    from dzops.plan.candidates import ios_type7_decode
+
+    assert ios_type7_decode(stored) == clear
+
+
+# A router's real show-run line: `radius-server host 10.0.1.2 auth-port 1812 acct-port 1813 key 7 151A0E0008257A767B`.
+RADIUS_SHOWN = "radius-server host 10.0.1.2 auth-port 1812 acct-port 1813 key 7 151A0E0008257A767B"
+
+
+@pytest.mark.parametrize("typed, kept", [
+    ("radius-server host 10.0.1.2 auth-port 1812 acct-port 1813 key hello123", True),
+    ("radius-server host 10.0.1.2 auth-port 1812 acct-port 1813 key hello124", False),  # another key
+    ("radius-server host 10.0.1.3 auth-port 1812 acct-port 1813 key hello123", False),  # another server
+])
+def test_a_radius_key_shown_in_type_7_is_kept_in_its_stored_form(typed: str, kept: bool) -> None:
+    from dzops.plan.candidates import ios_stored_secrets
+
+    out = ios_stored_secrets(f"hostname ap1\n{typed}\nend\n", f"hostname ap1\n!\n{RADIUS_SHOWN}\n!\nend\n")
+    assert (RADIUS_SHOWN in out.splitlines()) is kept
+    assert (typed in out.splitlines()) is not kept
