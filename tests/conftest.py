@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.labkit import LabHandle, copy_sample_inventory, lab_leftovers, lab_pids
+from tests.labkit import SAMPLE, LabHandle, sample_lab
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,28 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def punakha_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
     if os.geteuid() != 0:
         pytest.fail("lab tests build network namespaces and need root (run ./scripts/test.sh as root)")
-    from dzops.inventory.loader import load_inventory
-    from dzops.lab.builder import Lab
-    from dzops.lab.from_inventory import spec_from_inventory
-
     prefix = os.environ.get("DZOPS_TEST_LAB_PREFIX", "dzt")
     octet = int(os.environ.get("DZOPS_TEST_LAB_OCTET", "99"))
-    root = tmp_path_factory.mktemp("punakha-lab")
-    state_root = root / "state"
-    inventory_dir = copy_sample_inventory(root / "inventory", octet, state_root / prefix)
-    spec = spec_from_inventory(load_inventory(inventory_dir), prefix, state_root=state_root)
-    lab = Lab(spec)
-    try:
-        status = lab.up()
-        assert status.healthy, [n.name for n in status.nodes if not n.healthy]
-        yield LabHandle(lab=lab, inventory_dir=inventory_dir, state_dir=state_root / prefix)
-    finally:
-        pids = lab_pids(prefix, state_root / prefix)
-        lab.down()
     # Every session proves teardown (skipped only when up() itself failed: that error comes first).
-    leftovers = lab_leftovers(prefix, state_root / prefix, pids)
-    if leftovers:
-        raise AssertionError(f"lab '{prefix}' teardown left: " + "; ".join(leftovers))
+    with sample_lab(tmp_path_factory.mktemp("punakha-lab"), SAMPLE, prefix, octet) as handle:
+        yield handle
 
 
 @dataclass

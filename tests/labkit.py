@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,23 @@ def copy_sample_inventory(dest: Path, mgmt_octet: int, state_dir: Path, sample: 
     operations.write_text(operations.read_text().replace(state_was, str(state_dir))
                           .replace("smtp_port: 8025", f"smtp_port: {smtp_port(mgmt_octet)}"))
     return dest
+
+
+def module_lab_names(suffix: str, octet_variable: str, offset: int,
+                     environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
+    """Prefix and management octet of a module's own lab, beside the session's (whose names it extends).
+
+    The octet is `octet_variable` if set, else the session's octet plus `offset` (modulo 256), so
+    the session's lab and every module's lab can be up at once without meeting.
+
+    >>> module_lab_names("c", "OCTET_CYCLE", 64, {"DZOPS_TEST_LAB_PREFIX": "h16", "DZOPS_TEST_LAB_OCTET": "61"})
+    ('h16c', 125)
+    >>> module_lab_names("w", "OCTET_W", 128, {"OCTET_W": "62"})
+    ('dztw', 62)
+    """
+    prefix = environ.get("DZOPS_TEST_LAB_PREFIX", "dzt") + suffix
+    octet = environ.get(octet_variable) or (int(environ.get("DZOPS_TEST_LAB_OCTET", "99")) + offset) % 256
+    return prefix, int(octet)
 
 
 @contextmanager

@@ -6,62 +6,36 @@ carries the traffic; cut the primary and it moves to the backup; restore it and 
 Traffic is counted on the interfaces (packets sent by pings from Ruebisa's LAN address), not only
 read from the routing table.
 
-This module builds its own lab of samples/wangdue (the session's lab is Punakha's), under
-`<DZOPS_TEST_LAB_PREFIX>w` and a management /24 of its own (DZOPS_TEST_LAB_OCTET_WANGDUE, else
-the session octet + 128 modulo 256), and removes it at the end.
+This module builds its own lab of samples/wangdue, built `--configured` (the session's lab is
+Punakha's), under `<DZOPS_TEST_LAB_PREFIX>w` and a management /24 of its own
+(DZOPS_TEST_LAB_OCTET_WANGDUE, else the session octet + 128 modulo 256), and removes it at the
+end with the same leftover check as the session's lab.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.labkit import WANGDUE, module_lab_names, sample_lab
+
 pytestmark = pytest.mark.lab
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "wangdue"
 RUEBISA, HQ = "wdp-ruebisa-rtr1", "wdp-hq-rtr1"
 PRIMARY, BACKUP = "thedtsho-ruebisa", "hq-ruebisa-backup"
-
-
-def copy_wangdue(dest: Path, octet: int, state_dir: Path) -> Path:
-    """A private copy of the sample with management network 10.<octet>.0.0/24 and private state paths."""
-    shutil.copytree(SAMPLE, dest)
-    for path in [*dest.glob("host_vars/*.yml"), dest / "group_vars/all/dzongkhag.yml"]:
-        path.write_text(path.read_text().replace("10.60.0.", f"10.{octet}.0."))
-    for rel in ("group_vars/all/connection.yml", "group_vars/all/operations.yml"):
-        path = dest / rel
-        path.write_text(path.read_text().replace("/var/lib/dzops/wangdue", str(state_dir))
-                        .replace("smtp_port: 8025", f"smtp_port: {20000 + octet}"))
-    return dest
 
 
 @pytest.fixture(scope="module")
 def wangdue_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, object]]:
     if os.geteuid() != 0:
         pytest.fail("lab tests build network namespaces and need root")
-    from dzops.inventory.loader import load_inventory
-    from dzops.lab.builder import Lab
-    from dzops.lab.from_inventory import spec_from_inventory
-
-    prefix = os.environ.get("DZOPS_TEST_LAB_PREFIX", "dzt") + "w"
-    octet = int(os.environ.get("DZOPS_TEST_LAB_OCTET_WANGDUE",
-                               (int(os.environ.get("DZOPS_TEST_LAB_OCTET", "99")) + 128) % 256))
-    root = tmp_path_factory.mktemp("wangdue-lab")
-    state_root = root / "state"
-    inventory = load_inventory(copy_wangdue(root / "inventory", octet, state_root / prefix))
-    lab = Lab(spec_from_inventory(inventory, prefix, state_root=state_root, configured=True))
-    try:
-        status = lab.up()
-        assert status.healthy, [n.name for n in status.nodes if not n.healthy]
-        yield lab, inventory
-    finally:
-        lab.down()
+    prefix, octet = module_lab_names("w", "DZOPS_TEST_LAB_OCTET_WANGDUE", 128)
+    with sample_lab(tmp_path_factory.mktemp("wangdue-lab"), WANGDUE, prefix, octet, configured=True) as handle:
+        yield handle.lab, handle.inventory()
 
 
 def _next_hop(lab, prefix: str) -> str | None:  # noqa: ANN001
