@@ -20,7 +20,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -379,6 +380,44 @@ class Session:
                                                   f"failed on the SSH connection: {reason}") from None
         raise AssertionError("not reached: the loop returns or raises")
 
+    def start(self, command: str, timeout: float = 120) -> Pending:
+        """Start one command on its own exec channel and return at once; `Pending.result()` waits for it.
+
+        One thread can then connect to many devices while each one's command (a health run's
+        second of pings) runs on its own, instead of a worker waiting on every device in turn.
+        """
+        if self._client is None:
+            raise DeviceError(self.host, "not connected")
+        import paramiko
+
+        self._channels.acquire()
+        try:
+            chan_in, stdout, stderr = self._client.exec_command(command, timeout=timeout)
+            chan_in.channel.shutdown_write()
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException):
+            self._channels.release()
+            return Pending(self, command, timeout, None, None)  # result() runs it again (reconnecting once)
+        return Pending(self, command, timeout, stdout, stderr)
+
+    @contextmanager
+    def interactive(self, width: int = 200) -> Iterator[Any]:
+        """A paramiko channel with a pty and the login's shell: for what only a terminal ends (Ctrl-C)."""
+        if self._client is None:
+            raise DeviceError(self.host, "not connected")
+        import paramiko
+
+        with self._channels:
+            try:
+                channel = self._client.get_transport().open_session(timeout=self.credentials.timeout)
+                channel.get_pty(width=width)
+                channel.invoke_shell()
+            except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+                raise ConnectionFailed(self.host, f"interactive shell failed: {exc or type(exc).__name__}") from None
+            try:
+                yield channel
+            finally:
+                channel.close()
+
     def _reconnect(self, exc: BaseException) -> None:
         with self._reconnecting:
             if not self.active():  # another thread may have reconnected meanwhile
@@ -400,3 +439,29 @@ class Session:
                     sftp.close()
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise DeviceError(self.host, f"cannot upload {path}: {exc}") from None
+
+
+class Pending:
+    """A command started by `Session.start`: call `result()` once for (exit status, stdout, stderr)."""
+
+    def __init__(self, session: Session, command: str, timeout: float, stdout: Any, stderr: Any) -> None:
+        self.session, self.command, self.timeout = session, command, timeout
+        self._stdout, self._stderr = stdout, stderr
+
+    def result(self) -> tuple[int, str, str]:
+        import paramiko
+
+        if self._stdout is None:  # the start itself failed: run it the ordinary way
+            return self.session.run(self.command, timeout=self.timeout)
+        try:
+            out = self._stdout.read().decode(errors="replace")
+            err = self._stderr.read().decode(errors="replace")
+            return self._stdout.channel.recv_exit_status(), out, err
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException):
+            if self.session.active():
+                raise ConnectionFailed(self.session.host, f"'{self.command.split()[0]}' timed out "
+                                                          f"after {self.timeout:.0f} s") from None
+            return self.session.run(self.command, timeout=self.timeout)  # dropped: reconnect once, as run() does
+        finally:
+            self._stdout.channel.close()
+            self.session._channels.release()
