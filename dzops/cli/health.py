@@ -85,6 +85,7 @@ def _health(ctx: typer.Context, site: str | None, forks: int | None, json_output
     from dzops.cli.runs import health_records
 
     record_results(health_records(inventory, checks, results))
+    unmeasured = list(getattr(results, "unmeasured", ()))
     found = findings(results, wan_graph(inventory), hq_site(inventory))
     status = overall(results)
     if not settings.check:
@@ -94,12 +95,17 @@ def _health(ctx: typer.Context, site: str | None, forks: int | None, json_output
                    "findings": [{"key": f.key, "status": f.status, "message": f.message, "site": f.site,
                                  "behind": list(f.behind), "hidden": list(f.hidden)} for f in found],
                    "results": [{"key": r.key, "kind": r.kind, "site": r.site, "status": r.status,
-                                "message": r.message, "rtt_ms": r.rtt_ms, "loss": r.loss} for r in results]})
+                                "message": r.message, "rtt_ms": r.rtt_ms, "loss": r.loss} for r in results],
+                   # what this login cannot measure (a LAN ping on a vtysh-only login): data, not a failure
+                   "unmeasured": [{"key": u.key, "kind": u.kind, "site": u.site, "message": u.message}
+                                  for u in unmeasured]})
     else:
         for f in found:
             emit_text(f"{f.status.upper():<9} {f.key:<40} {f.message}")
+        for u in unmeasured:
+            emit_text(f"{'N/A':<9} {u.key:<40} {u.message}")
         emit_text(f"{status}: {sum(r.status == 'up' for r in results)}/{len(results)} check(s) up, "
-                  f"{len(found)} finding(s)")
+                  f"{len(found)} finding(s)" + (f", {len(unmeasured)} not measurable" if unmeasured else ""))
     if found:
         raise typer.Exit(ExitCode.HEALTH_DEGRADED)
 
@@ -125,23 +131,38 @@ def _record_and_alert(inventory: Any, results: list[Any], found: list[Any], star
         found_changes = changes(db.alert_state(conn), streaks, messages, behind)
         for change in found_changes:
             db.set_alert_state(conn, change.key, change.new, change.since, time.time())
+    from dzops.report.health import render_page, status_summary, write_page
+
+    context = status_context(inventory)
+    write_page(Path(inventory.report_dir) / STATUS_DIR, render_page(context))
     for change in found_changes:
         say(f"dzops: {change.key}: {change.old} -> {change.new}")
         if inventory.mail is None:
             continue
         from dzops.report.mail import compose, deliver
+        from dzops.scrub import egress as scrubbed
 
+        # The status page goes with the alert: its summary under the text, the page itself (with the
+        # alert on top) as the HTML part; compose passes both through the egress filter.
         subject, text = alert_mail(change, inventory.dzongkhag.name)
+        html = render_page({**context, "notice": scrubbed(text)})
+        message = compose(inventory.mail, subject, f"{text}\n{status_summary(context)}\n", html=html)
         try:
-            deliver(inventory.mail, compose(inventory.mail, subject, text), Path(inventory.report_dir) / "outbox")
+            deliver(inventory.mail, message, Path(inventory.report_dir) / "outbox")
         except MailError as exc:
             say(f"dzops: alert kept in the outbox: {exc}")
-    write_status_page(inventory, Path(inventory.report_dir) / STATUS_DIR)
 
 
 def write_status_page(inventory: Any, output: Path, now: float | None = None) -> Path:
+    from dzops.report.health import render_page, write_page
+
+    return write_page(output, render_page(status_context(inventory, now)))
+
+
+def status_context(inventory: Any, now: float | None = None) -> dict[str, Any]:
+    """What the status page shows, from the stored history: map colours, uptime bars, links."""
     from dzops.report.diagram import fresh_layout, load_layout
-    from dzops.report.health import WINDOWS, page_context, render_page, site_rows, summarize, write_page
+    from dzops.report.health import WINDOWS, page_context, site_rows, summarize
     from dzops.report.topology import build_topology
     from dzops.state import db
 
@@ -159,8 +180,7 @@ def write_status_page(inventory: Any, output: Path, now: float | None = None) ->
     positions = load_layout(kept) if kept.is_file() else {}
     if set(positions) < set(topology.nodes):
         positions = fresh_layout(topology)
-    context = page_context(topology, positions, by_window, last_status, inventory.dzongkhag.name, now)
-    return write_page(output, render_page(context))
+    return page_context(topology, positions, by_window, last_status, inventory.dzongkhag.name, now)
 
 
 @app.command("history")
