@@ -257,7 +257,43 @@ def page_context(topology: Any, positions: dict[str, tuple[float, float]],
                     "status": last_status.get(s.key, "unknown")}
     return {"dzongkhag": dzongkhag, "generated": iso(generated), "width": width, "height": height,
             "sites": sites, "links": links, "windows": [w for w, _ in WINDOWS], "bars": bars,
-            "link_rows": link_rows, "colours": COLOURS}
+            "link_rows": link_rows, "colours": COLOURS, "notice": None}
+
+
+def status_summary(context: dict[str, Any]) -> str:
+    """The status page as text for a mail: each site's state and uptime per window, then links not up.
+
+    >>> ctx = {"dzongkhag": "Punakha", "generated": "2026-12-01T10:00:00Z", "windows": ["24 h", "7 d"],
+    ...        "sites": [{"name": "hq", "status": "up"}, {"name": "talo", "status": "down"}],
+    ...        "bars": {"hq": {"24 h": 100.0, "7 d": 100.0}, "talo": {"24 h": 87.5, "7 d": None}},
+    ...        "link_rows": {"hq-talo": {"status": "down", "rtt": None, "loss": 1.0, "uptime": 87.5}}}
+    >>> print(status_summary(ctx))
+    Punakha network status at 2026-12-01T10:00:00Z
+    site   now       uptime 24 h  uptime 7 d
+    hq     up            100.00%     100.00%
+    talo   down           87.50%     no data
+    WAN links not up:
+      hq-talo down: uptime 24 h 87.50%, worst loss 100%
+    """
+    windows = list(context["windows"])
+    width = max([len(s["name"]) for s in context["sites"]] + [4]) + 2
+    lines = [f"{context['dzongkhag']} network status at {context['generated']}",
+             f"{'site':<{width}} {'now':<9}" + "".join(f"{'uptime ' + w:>12}" for w in windows)]
+    for site in context["sites"]:
+        bars = context["bars"].get(site["name"], {})
+        cells = "".join(f"{'no data' if bars.get(w) is None else f'{bars[w]:.2f}%':>12}" for w in windows)
+        lines.append(f"{site['name']:<{width}} {site['status']:<9}{cells}".rstrip())
+    bad = {name: row for name, row in sorted(context["link_rows"].items()) if row["status"] != "up"}
+    if bad:
+        lines.append("WAN links not up:")
+        for name, row in bad.items():
+            seen = [f"uptime {windows[0]} {row['uptime']:.2f}%"]
+            if row["rtt"] is not None:
+                seen.append(f"worst RTT {row['rtt']:.1f} ms")
+            if row["loss"] is not None:
+                seen.append(f"worst loss {row['loss']:.0%}")
+            lines.append(f"  {name} {row['status']}: {', '.join(seen)}")
+    return "\n".join(lines)
 
 
 def _site_of(topology: Any, host: str) -> str:

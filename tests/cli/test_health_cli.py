@@ -19,12 +19,18 @@ from tests.cli.test_option_contract import World, dzops, world  # noqa: F401 - t
 DOWN = {"link:hq-talo", "lan:talo", "device:gewog-talo-ap1", "ap:gewog-talo-ap1"}
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch, down: set[str]) -> None:
+def _spy(monkeypatch: pytest.MonkeyPatch, down: set[str], unmeasured: set[str] = frozenset()) -> None:
     from dzops.execute import health
 
     def run_health(inventory: Any, checks: list[Any], progress: Any = None) -> list[Any]:
-        return [Result(c.key, c.kind, c.site, "down" if c.key in down else "up",
-                       "no echo reply" if c.key in down else "", 3.0, 0.0) for c in checks]
+        # a device's answer may quote a secret (here the routers' login password): no mail may carry it
+        password = inventory.devices["gewog-talo-rtr1"].password.get_secret_value()
+        return health.HealthResults(
+            [Result(c.key, c.kind, c.site, "down" if c.key in down else "up",
+                    f"no echo reply (as {password})" if c.key in down else "", 3.0, 0.0)
+             for c in checks if c.key not in unmeasured],
+            [health.Unmeasured(c.key, c.kind, c.site, "not measurable on this login: vtysh's ping")
+             for c in checks if c.key in unmeasured])
 
     monkeypatch.setattr(health, "run_health", run_health)
 
@@ -52,6 +58,16 @@ def test_a_cut_site_is_one_finding_and_one_queued_alert_after_n_runs(world: Worl
     assert "alert kept in the outbox" in second.stderr  # the world's SMTP port is closed
     [mail] = _outbox(world)
     assert mail["Subject"] == "[dzops Punakha] DOWN: WAN link hq-talo; unreachable behind it: talo"
+    # the status page goes with the alert: its summary under the text, the page (alert on top) as HTML
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert "Punakha network status at" in text and "WAN links not up:\n  hq-talo down" in text
+    [talo_line] = [line for line in text.splitlines() if line.startswith("talo ")]
+    assert talo_line.split()[1] == "down" and talo_line.count("%") == 3
+    assert '<pre id="notice">' in html and 'data-site="talo" data-status="down"' in html
+    assert 'http-equiv="refresh"' not in html  # a mail is not a page to reload
+    password = world_password(world)
+    assert password not in text and password not in html and "as <removed>)" in text
 
     assert dzops(world, "health").code == ExitCode.HEALTH_DEGRADED
     assert len(_outbox(world)) == 1  # still down: no second alert, the first still waits
@@ -72,6 +88,25 @@ def test_a_cut_site_is_one_finding_and_one_queued_alert_after_n_runs(world: Worl
     [outage] = subjects_by_key["link:hq-talo"]["outages"]
     assert outage["end"] is not None and outage["status"] == "down"
     assert (_reports(world) / "status" / "index.html").is_file()
+
+
+def world_password(w: World) -> str:
+    from dzops.inventory.loader import load_inventory
+
+    return load_inventory(w.inventory, w.vault_file).devices["gewog-talo-rtr1"].password.get_secret_value()
+
+
+def test_what_the_login_cannot_measure_is_shown_as_data_not_as_down(world: World,  # noqa: F811
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _spy(monkeypatch, set(), unmeasured={"lan:talo", "lan:guma"})
+    run = dzops(world, "--check", "health")
+    assert run.code == ExitCode.OK, run.stderr
+    na = sorted(line.split()[1] for line in run.stdout.splitlines() if line.startswith("N/A "))
+    assert na == ["lan:guma", "lan:talo"]
+    assert run.stdout.splitlines()[-1].endswith("0 finding(s), 2 not measurable")
+    data = json.loads(dzops(world, "--check", "--json", "health").stdout)
+    assert data["status"] == "up" and sorted(u["key"] for u in data["unmeasured"]) == ["lan:guma", "lan:talo"]
+    assert "lan:talo" not in {r["key"] for r in data["results"]}
 
 
 def test_check_runs_the_checks_and_records_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
