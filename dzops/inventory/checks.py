@@ -113,6 +113,28 @@ def check_management_addresses(inv: Inventory, w: _Where) -> Iterator[Problem]:
 NESTED_BY_DESIGN = (("address_pools.lan", "sites."), ("address_pools.wan", "wan_links["))
 
 
+def overlapping_pairs(nets: list[Any]) -> list[tuple[int, int]]:
+    """Index pairs (i < j, sorted) of the networks that overlap, equal ones included.
+
+    A sweep over the networks sorted by first address: each is compared only with the earlier ones
+    still open at its start, so 1,600 site prefixes cost 1,600 steps, not 1.3 million comparisons.
+
+    >>> overlapping_pairs([IPv4Network("10.0.0.0/8"), IPv4Network("192.168.0.0/24"),
+    ...                    IPv4Network("10.1.0.0/16"), IPv4Network("192.168.0.0/24")])
+    [(0, 2), (1, 3)]
+    """
+    order = sorted(range(len(nets)), key=lambda i: (nets[i].version, int(nets[i].network_address),
+                                                    -int(nets[i].broadcast_address)))
+    pairs = []
+    open_: list[int] = []
+    for i in order:
+        start = (nets[i].version, int(nets[i].network_address))
+        open_ = [j for j in open_ if (nets[j].version, int(nets[j].broadcast_address)) >= start]
+        pairs += [(min(i, j), max(i, j)) for j in open_]
+        open_.append(i)
+    return sorted(pairs)
+
+
 def check_overlaps(inv: Inventory, w: _Where) -> Iterator[Problem]:
     pools = inv.address_pools
     named: list[tuple[str, IPv4Network, Any]] = [
@@ -124,13 +146,11 @@ def check_overlaps(inv: Inventory, w: _Where) -> Iterator[Problem]:
               for s in inv.sites.values()]
     named += [(f"wan_links[{link.name}].subnet", link.subnet, w.global_var("wan_links", i, "subnet"))
               for i, link in enumerate(inv.wan_links) if link.subnet is not None]
-    for i, (name_a, net_a, _) in enumerate(named):
-        for name_b, net_b, raw_b in named[i + 1:]:
-            if not net_a.overlaps(net_b):
-                continue
-            if any(name_a == outer and name_b.startswith(inner) for outer, inner in NESTED_BY_DESIGN):
-                continue
-            yield w.problem(f"{net_b} overlaps {name_a} ({net_a})", None, name_b, raw_b)
+    for i, j in overlapping_pairs([net for _, net, _ in named]):
+        (name_a, net_a, _), (name_b, net_b, raw_b) = named[i], named[j]
+        if any(name_a == outer and name_b.startswith(inner) for outer, inner in NESTED_BY_DESIGN):
+            continue
+        yield w.problem(f"{net_b} overlaps {name_a} ({net_a})", None, name_b, raw_b)
     for i, link in enumerate(inv.wan_links):
         if link.subnet is not None and not link.subnet.subnet_of(pools.wan):
             yield w.problem(f"subnet {link.subnet} is outside the WAN pool {pools.wan}", None,
@@ -362,9 +382,9 @@ def check_host_addresses(inv: Inventory, w: _Where) -> Iterator[Problem]:
     # not every address it leaves outside.
     other_pools = (pools.management, pools.wan, pools.lan)
     loopback_pool_ok = not any(pools.loopback.overlaps(p) for p in other_pools)
-    prefixes = [s.lan_prefix for s in inv.sites.values()]
-    site_ok = {s.name: prefixes.count(s.lan_prefix) == 1 and not any(
-        s.lan_prefix.overlaps(p) for p in prefixes if p != s.lan_prefix) for s in inv.sites.values()}
+    sites = list(inv.sites.values())
+    clashing = {k for pair in overlapping_pairs([s.lan_prefix for s in sites]) for k in pair}
+    site_ok = {s.name: k not in clashing for k, s in enumerate(sites)}
     for d in inv.devices.values():
         if d.mgmt_address == gateway_of_lab:
             yield w.problem(f"management address {d.mgmt_address} is the management network's gateway (its first "
