@@ -371,7 +371,7 @@ def _list(ctx: typer.Context, last: int, host: str | None, json_output: bool) ->
         with db.connect(path) as conn:  # reading never creates a database: see _open_ledger
             found = ledger.runs(conn, last, wanted)
     if settings.json:
-        emit_json([r.to_dict() | {"devices": None} for r in found])
+        emit_json([{k: v for k, v in r.to_dict().items() if k != "devices"} for r in found])  # `show` has them
         return
     if not found:
         say("dzops: no run recorded" + (" for these devices" if wanted is not None else ""))
