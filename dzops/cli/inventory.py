@@ -21,11 +21,11 @@ app = DzopsTyper(help="Validate and show the inventory (never contacts a device)
 def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Report every problem in the inventory, each as file:line: host/field: message."""
     from dzops.exceptions import InventoryError
-    from dzops.inventory.loader import load
+    from dzops.inventory.cache import load_validated
 
     settings: Settings = ctx.obj
     try:
-        inventory, problems, _ = load(settings.inventory, settings.vault_password_file)
+        inventory, problems = load_validated(settings.inventory, settings.vault_password_file)
     except InventoryError as exc:  # cannot even be loaded (YAML syntax, vault): still one report
         inventory, problems = None, exc.problems
     if settings.json:
