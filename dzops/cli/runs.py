@@ -247,17 +247,21 @@ def to_records(results: Iterable[Any], inventory: Any = None, changed: Collectio
 
 def health_records(inventory: Any, checks: Iterable[Any], results: Iterable[Any]) -> list[Any]:
     """Ledger rows of a health run: one per check, under the device it is about (its router for a
-    site's LAN, its server for a service), so --host and --retry-failed find it."""
+    site's LAN, its server for a service, the far end of a WAN link), so --host and --retry-failed
+    find it. (A link is measured from its HQ end, but retrying the HQ router would re-check every link.)"""
     from dzops.state.ledger import DeviceRecord
 
+    far_ends = {link.name: link.b.host for link in inventory.wan_links}
     owner = {}
     for check in checks:
         host = check.host
-        if host is None and check.kind == "lan":
+        if check.kind == "link":
+            host = far_ends.get(check.key.split(":", 1)[1], host)
+        elif host is None and check.kind == "lan":
             router = inventory.site_router(check.site)
             host = router.name if router is not None else ""
         elif host is None and check.kind == "service":
-            host = next((name for name in inventory.devices if check.label.startswith(f"{name} ")), "")
+            host = check.key.split(":")[1]  # service:HOST:kind:target (dzops.plan.health.service_key)
         owner[check.key] = host or ""
     return [DeviceRecord(host=owner.get(r.key, ""), unit=r.key, status=r.status,
                          error=None if r.status == "up" else r.message) for r in results]

@@ -207,6 +207,38 @@ def test_health_retry_checks_the_devices_of_the_failed_checks(world: World, fail
     assert not [h for h in call["hosts"] if not h.startswith(("gewog-talo-rtr1", "gewog-guma-rtr1", "punakha-hq-rtr1"))]
 
 
+@pytest.mark.parametrize(("key", "owner"), [
+    (f"device:{TALO_RTR}", TALO_RTR),
+    ("link:hq-talo", TALO_RTR),  # measured from HQ, about the gewog it connects
+    ("lan:talo", TALO_RTR),
+    ("resources:punakha-hq-web1", "punakha-hq-web1"),
+    ("ap:gewog-talo-ap1", "gewog-talo-ap1"),
+], ids=["device", "link", "lan", "resources", "ap"])
+def test_a_health_check_is_recorded_under_the_device_it_is_about(world: World, key: str, owner: str) -> None:  # noqa: F811
+    from dzops.cli.runs import health_records
+    from dzops.inventory.loader import load_inventory
+    from dzops.plan.health import Result, plan_checks
+
+    inventory = load_inventory(world.inventory, world.vault_file)
+    checks = plan_checks(inventory)
+    [check] = [c for c in checks if c.key == key]
+    [record] = health_records(inventory, checks, [Result(key, check.kind, check.site, "down", "no answer")])
+    assert (record.unit, record.host, record.status, record.error) == (key, owner, "down", "no answer")
+
+
+def test_a_service_check_is_recorded_under_its_server(world: World) -> None:  # noqa: F811
+    from dzops.cli.runs import health_records
+    from dzops.inventory.loader import load_inventory
+    from dzops.plan.health import Result, plan_checks
+
+    inventory = load_inventory(world.inventory, world.vault_file)
+    checks = [c for c in plan_checks(inventory) if c.kind == "service"]
+    assert checks
+    records = health_records(inventory, checks, [Result(c.key, c.kind, c.site, "up") for c in checks])
+    for r in records:
+        assert r.unit.startswith(f"service:{r.host}:") and inventory.devices[r.host].function == "servers", r
+
+
 @pytest.mark.parametrize(("first", "retry", "message"), [
     (None, ["backup", "--retry-failed", "7"], "no run ledger for this inventory yet"),
     (["backup"], ["backup", "--retry-failed", "7"], "no run 7 in the ledger"),
