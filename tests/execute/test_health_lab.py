@@ -130,6 +130,9 @@ def test_health_all_well_then_a_cut_link_alerts_once_and_recovers(hl: Env, tmp_p
         subject = str(down_mails[0]["Subject"])
         assert "DOWN" in subject and LINK in subject and SITE in subject
         assert f"Unreachable behind {LINK}: {SITE}" in _body(down_mails[0])
+        # the status page's summary goes with the alert: the cut site down, with its uptime so far
+        [site_line] = [ln for ln in _body(down_mails[0]).splitlines() if ln.startswith(f"{SITE} ")]
+        assert site_line.split()[1] == "down" and "%" in site_line
         _health(handle)  # still down: no second mail
         assert len(_alerts(handle)) == before + 1
     finally:
@@ -221,3 +224,41 @@ def test_a_stopped_service_is_named(hl: Env, tmp_path: Path) -> None:
     [finding] = json.loads(run.stdout)["findings"]
     assert finding["key"] == key and finding["status"] == "down" and url in finding["message"]
     assert "refused" in finding["message"].lower()
+
+
+HQ_ROUTER = "punakha-hq-rtr1"
+VTYSH_LOGIN = "vtyadm"  # a `full` staff account: its login shell is vtysh, as on an appliance
+
+
+def test_a_vtysh_only_login_pings_from_vtysh_and_calls_the_lan_not_measurable(hl: Env, tmp_path: Path) -> None:
+    """HQ's router reached through a login that lands in vtysh (dzops_router_login: vtysh): its link
+    ends are pinged by FRR's own `ping` on a terminal, each ended by Ctrl-C (on an exec channel it
+    never ends and outlives the channel); the LAN checks need a ping from HQ's LAN address, which
+    vtysh's ping cannot send: reported as not measurable, never as down."""
+    key = tmp_path / "vtysh_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dzops-lab", "-f", str(key)], check=True)
+    made = hl.lab.exec(HQ_ROUTER, ["/usr/local/lib/dzops/account", "present", VTYSH_LOGIN, "full", "never",
+                                   "Vtysh Login"], input=key.with_suffix(".pub").read_text())
+    assert made.returncode == 0, made.stderr
+    copy = tmp_path / "inventory"
+    shutil.copytree(hl.inventory_dir, copy)
+    host_vars = copy / "host_vars" / f"{HQ_ROUTER}.yml"
+    host_vars.write_text(host_vars.read_text() + f"ansible_user: {VTYSH_LOGIN}\nansible_ssh_private_key_file: {key}\n"
+                         "dzops_router_login: vtysh\n")
+    try:
+        run = _dzops(Env(hl.handle, copy), "--check", "--json", "health")
+        assert run.returncode == ExitCode.OK, run.stdout[-3000:] + run.stderr[-2000:]
+        data = json.loads(run.stdout)
+        inventory = hl.inventory()
+        by_key = {r["key"]: r for r in data["results"]}
+        for link in inventory.wan_links:
+            result = by_key[f"link:{link.name}"]
+            assert result["status"] == "up" and result["rtt_ms"] > 0 and result["loss"] == 0.0, result
+        gewogs = {s for s, site in inventory.sites.items() if site.kind != "hq" and inventory.site_router(s)}
+        assert {u["key"] for u in data["unmeasured"]} == {f"lan:{s}" for s in gewogs}
+        assert all("not measurable on this login" in u["message"] for u in data["unmeasured"])
+        assert not any(k.startswith("lan:") for k in by_key) and data["findings"] == []
+        left = hl.lab.exec(HQ_ROUTER, ["ps", "-u", VTYSH_LOGIN, "-o", "pid=,args="])
+        assert "ping" not in left.stdout, left.stdout  # every vtysh ping was ended, none outlived its terminal
+    finally:
+        hl.lab.exec(HQ_ROUTER, ["/usr/local/lib/dzops/account", "absent", VTYSH_LOGIN])
