@@ -94,8 +94,10 @@ def default_inventory() -> Path:
 @app.callback()
 def root(
     ctx: typer.Context,
-    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", envvar="DZOPS_INVENTORY", metavar="DIR",
-                                                      help="Inventory directory (default ./inventory).")] = None,
+    inventory: Annotated[list[Path] | None, typer.Option(
+        "--inventory", "-i", envvar="DZOPS_INVENTORY", metavar="DIR",
+        help="Inventory directory (default ./inventory). Repeat it, or name a folder of Dzongkhag inventories, "
+             "to run the command once per Dzongkhag.")] = None,
     limit: Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
                                                    help="Only these hosts: an Ansible host pattern (a,b  g1:&g2  g:!h  ~regex  @file).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change; touch nothing.")] = False,
@@ -113,7 +115,11 @@ def root(
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     install_log_filter()  # log records leave through stderr: they pass the egress filter too
-    ctx.obj = Settings(inventory=inventory or default_inventory(), limit=limit, check=check, diff=diff,
+    from dzops.cli.dzongkhags import expand
+
+    inventories = expand(inventory or [default_inventory()])
+    ctx.obj = Settings(inventory=inventories[0], dzongkhags=tuple(inventories) if len(inventories) > 1 else (),
+                       limit=limit, check=check, diff=diff,
                        json=json_output, verbose=verbose, vault_password_file=vault_password_file, lab=lab)
 
 

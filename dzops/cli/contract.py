@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 OPTIONS = {"vault_password_file": "--vault-password-file", "check": "--check", "diff": "--diff",
-           "limit": "--limit", "json": "--json"}
+           "limit": "--limit", "json": "--json", "dzongkhags": "several inventories (-i)"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +29,8 @@ CRONTAB_ONLY = "it reads only the crontab; the scheduled run opens the vault (gi
 CRONTAB_ENTRIES = "cron entries are per job and inventory, not per host"
 LEDGER_READ_ONLY = "it only reads the run ledger: nothing runs, so nothing could change"
 LEDGER_NO_DIFF = "it reads the ledger; `dzops runs show ID` prints each device's recorded diff"
+# Several inventories run a command once per Dzongkhag (dzops.cli.dzongkhags); these cannot.
+ONE_LAB = "a lab is a copy of one Dzongkhag: give that Dzongkhag's inventory alone"
 
 
 def _refusing(**reasons: str) -> dict[str, str | None]:
@@ -44,14 +46,16 @@ CONTRACT: dict[str, dict[str, str | None]] = {
     "inventory check": _refusing(
         limit="every host is always checked: one host's file can break any other", diff=NO_DIFF_READ_ONLY),
     "inventory show": _refusing(diff=NO_DIFF_READ_ONLY),
-    "lab up": _refusing(limit=WHOLE_INVENTORY_LAB,
+    "lab up": _refusing(limit=WHOLE_INVENTORY_LAB, dzongkhags=ONE_LAB,
                         diff="a lab is built, not diffed (`provision-wan --check --diff` shows device diffs)"),
-    "lab status": _refusing(limit=WHOLE_INVENTORY_LAB, diff=NO_DIFF_READ_ONLY),
-    "lab down": _refusing(limit=WHOLE_INVENTORY_LAB, diff="the lab is removed whole; there is no diff"),
+    "lab status": _refusing(limit=WHOLE_INVENTORY_LAB, diff=NO_DIFF_READ_ONLY, dzongkhags=ONE_LAB),
+    "lab down": _refusing(limit=WHOLE_INVENTORY_LAB, diff="the lab is removed whole; there is no diff",
+                          dzongkhags=ONE_LAB),
     "lab exec": _refusing(
         check="dzops cannot know what an arbitrary console command would change",
-        limit="it runs on the one node it names", diff="a console command has no diff"),
-    "lab link": _refusing(limit="it acts on the one node it names", diff="a link state has no diff"),
+        limit="it runs on the one node it names", diff="a console command has no diff", dzongkhags=ONE_LAB),
+    "lab link": _refusing(limit="it acts on the one node it names", diff="a link state has no diff",
+                          dzongkhags=ONE_LAB),
     "provision-wan": _refusing(),
     "provision-ap": _refusing(),
     "user add": _refusing(limit="it edits the inventory only; no host is contacted until `dzops user apply`"),
@@ -65,16 +69,20 @@ CONTRACT: dict[str, dict[str, str | None]] = {
     # --check and --diff belong to --remediate; without it drift itself refuses them with exit 2.
     "drift": _refusing(),
     "schedule install": _refusing(diff="a cron entry has no configuration diff"),
-    "schedule list": _refusing(vault_password_file=CRONTAB_ONLY, limit=CRONTAB_ENTRIES, diff=NO_DIFF_READ_ONLY),
+    "schedule list": _refusing(vault_password_file=CRONTAB_ONLY, limit=CRONTAB_ENTRIES, diff=NO_DIFF_READ_ONLY,
+                               dzongkhags="it lists the one crontab (--all shows every inventory's entries)"),
     "schedule remove": _refusing(vault_password_file=CRONTAB_ONLY, limit=CRONTAB_ENTRIES,
-                                 diff="a cron entry has no configuration diff"),
+                                 diff="a cron entry has no configuration diff",
+                                 dzongkhags="it edits the one crontab: remove one inventory's entries at a time"),
     # Passed through to the job, whose own line of this table then applies.
     "schedule run": _refusing(),
     "scrub": _refusing(vault_password_file="it scrubs the text it is given with the rules of --platform; it opens no vault",
                        limit="it reads text, not hosts", diff="it changes nothing, so there is no diff",
-                       json="it prints the scrubbed text as it is, ready to paste"),
+                       json="it prints the scrubbed text as it is, ready to paste",
+                       dzongkhags="it reads text, not an inventory"),
     # --check scans and shows each host key and what would be trusted; writes and prepares nothing.
-    "onboard": _refusing(diff="onboarding trusts keys and prepares access; it has no configuration diff"),
+    "onboard": _refusing(diff="onboarding trusts keys and prepares access; it has no configuration diff",
+                         dzongkhags="host keys are looked at and trusted one Dzongkhag at a time"),
     # --check runs every check and stores, mails and writes nothing.
     "health": _refusing(diff="a health check changes nothing, so there is no diff to show"),
     "health history": _refusing(limit="the history is per site (--site), link and service, not per host",
@@ -82,12 +90,15 @@ CONTRACT: dict[str, dict[str, str | None]] = {
     "health page": _refusing(limit="the status page always shows the whole Dzongkhag",
                              check="it writes only the page, to the --output folder it is given",
                              diff="a status page has no configuration diff",
-                             json="it writes HTML to --output"),
+                             json="it writes HTML to --output",
+                             dzongkhags="it writes one Dzongkhag's page to the --output folder"),
     # The run ledger: --limit keeps the runs (and devices) of those hosts.
     "runs": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF),
-    "runs show": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF),
+    "runs show": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF,
+                           dzongkhags="a run ID belongs to one Dzongkhag's ledger"),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
-                        limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
+                        limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff",
+                        dzongkhags="it checks this machine once, not an inventory"),
 }
 
 
@@ -105,6 +116,7 @@ def given(ctx: Any, settings: Any) -> list[str]:
 
     The vault password file counts only when given on the command line: an environment default
     (DZOPS_VAULT_PASSWORD_FILE) is the machine's setting, not a request to this command.
+    Several inventories count however they were named (-i twice, a parent folder, DZOPS_INVENTORY).
     """
     root = ctx.find_root()
     out = []
@@ -154,9 +166,17 @@ def contract(fn: F) -> F:
         local = {field: kwargs[name] for name, field in _LOCAL.items() if kwargs.get(name)}
         ctx.obj = dataclasses.replace(settings, **local, command=path) if local or settings.command != path \
             else settings
-        from dzops.cli.runs import recorded
 
-        with recorded(ctx, path):  # the run ledger: one entry per run that checks or changes devices
-            return fn(*args, **kwargs)
+        def once() -> Any:
+            from dzops.cli.runs import recorded
+
+            with recorded(ctx, path):  # the run ledger: one entry per run that checks or changes devices
+                return fn(*args, **kwargs)
+
+        if ctx.obj.dzongkhags:  # several inventories: once per Dzongkhag, one summary, the worst exit code
+            from dzops.cli.dzongkhags import run_each
+
+            return run_each(ctx, once)
+        return once()
 
     return run  # type: ignore[return-value]

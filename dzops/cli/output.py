@@ -39,6 +39,7 @@ class Settings:
     lab: str | None = None  # talk to this lab (its own known_hosts), never to it by accident
     retry_failed: int | None = None  # --retry-failed ID of a fan-out command
     retry: Any = None  # what that run failed on (dzops.cli.runs.Retry), resolved before the command runs
+    dzongkhags: tuple[Path, ...] = ()  # several inventories (-i): run once per Dzongkhag (dzops.cli.dzongkhags)
     _inventory_cache: Any = field(default=None, repr=False)
     _declared_cache: Any = field(default=None, repr=False)
 
