@@ -268,6 +268,16 @@ def dzops(w: World, *args: str, vault: bool = True) -> Run:
     return Run(int(code or 0), stdout, stderr)
 
 
+def second_dzongkhag(w: World) -> Path:
+    """Another Dzongkhag beside the world's: a copy of the same sample (its host names and addresses
+    repeat, as they may across Dzongkhags), with its own state and no demo password."""
+    root = w.root / "thimphu"
+    if not root.exists():
+        copy_sample_inventory(root, 97, w.root / "state-thimphu")
+        (root / "DEMO-ONLY-vault-password.txt").unlink()
+    return root
+
+
 def command_args(w: World, command: str) -> list[str]:
     return [*command.split(), *(a.format(key=w.key) for a in COMMANDS.get(command, []))]
 
@@ -303,6 +313,12 @@ def honoured(w: World, command: str, option: str) -> None:
         if command == "schedule run":
             [call] = w.called("schedule.run_other")
             assert call["argv"][:2] == ["--vault-password-file", str(w.vault_file)]
+        return
+    if option == "dzongkhags":  # once per Dzongkhag, each under its name, one summary
+        run = dzops(w, "-i", str(second_dzongkhag(w)), *args)
+        assert run.code not in (ExitCode.USAGE, ExitCode.INVALID_INVENTORY, ExitCode.ERROR), run.stderr
+        assert "== inventory (" in run.stderr and "== thimphu (" in run.stderr, run.stderr
+        assert "dzops: 2 Dzongkhags, exit" in run.stderr, run.stderr
         return
     before = snapshot(w)
     run = dzops(w, *FLAGS[option], *args)
@@ -355,7 +371,8 @@ def _assert_limited(w: World, command: str, run: Run) -> None:
 
 def refused(w: World, command: str, option: str, reason: str) -> None:
     before = snapshot(w)
-    flags = ["--vault-password-file", str(w.vault_file)] if option == "vault_password_file" else FLAGS[option]
+    flags = (["--vault-password-file", str(w.vault_file)] if option == "vault_password_file"
+             else ["-i", str(second_dzongkhag(w))] if option == "dzongkhags" else FLAGS[option])
     run = dzops(w, *flags, *command_args(w, command))
     assert run.code == ExitCode.USAGE, (run.code, run.stderr)
     [line] = run.stderr.strip().splitlines()
