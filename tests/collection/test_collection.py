@@ -13,6 +13,7 @@ import doctest
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -224,11 +225,61 @@ def test_data_backup_fails_cleanly_until_dzops_has_the_command(tmp_path: Path) -
         assert "rc" not in result  # no dzops job ran
 
 
+def _loopback_copy(tmp_path: Path, unreachable: str) -> Path:
+    """The sample on loopback addresses, `unreachable` on a port nothing listens on: no lab needed."""
+    inventory = _sample_copy(tmp_path)
+    for path in [*inventory.glob("host_vars/*.yml"), inventory / "group_vars/all/dzongkhag.yml"]:
+        path.write_text(path.read_text().replace("10.30.0.", "127.0.0."))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (inventory / "host_vars" / f"{unreachable}.yml").open("a") as fh:
+        fh.write(f"ansible_port: {port}\n")
+    return inventory
+
+
+def test_an_unreachable_device_fails_the_check_play_as_it_fails_the_command(tmp_path: Path) -> None:
+    switch = "gewog-talo-sw1"
+    inventory = _loopback_copy(tmp_path, switch)
+    cli = subprocess.run([sys.executable, "-m", "dzops", "-i", str(inventory), "--json", "--check", "--limit", switch,
+                          "backup"], capture_output=True, text=True, timeout=300)
+    play = runner(tmp_path, playbook="playbooks/job_backup.yml", cmdline="--check",
+                  extravars={"dzops_inventories": [str(inventory)], "dzops_limit": switch})
+    result = play.only
+    assert cli.returncode == ExitCode.UNREACHABLE == result["rc"], cli.stderr
+    assert play.rc == 2 and result["failed"] is True and result["changed"] is False
+    assert result["msg"] == f"1 device(s) failed: {switch} (unreachable)"
+    [cli_row] = json.loads(cli.stdout)["devices"]
+    assert [(d["host"], d["status"], d["failed"], d["error"]) for d in result["devices"]] == [
+        (switch, "unreachable", True, cli_row["error"])]
+    assert result["command"] == ["dzops", "--inventory", str(inventory), "--json", "--limit", switch, "--check",
+                                 "backup"]
+    assert not (tmp_path / "config-backups").exists()  # check mode wrote nothing
+
+
+@pytest.mark.parametrize("fail_on_findings", [True, False])
+def test_a_health_finding_fails_the_task_only_when_asked(fail_on_findings: bool, tmp_path: Path) -> None:
+    """dzops exits 6 on a finding; the task follows fail_on_findings, not the exit code alone."""
+    switch = "gewog-talo-sw1"
+    inventory = _loopback_copy(tmp_path, switch)
+    play = runner(tmp_path, playbook="playbooks/job_health.yml", cmdline="--check",
+                  extravars={"dzops_inventories": [str(inventory)], "dzops_limit": switch,
+                             "dzops_fail_on_findings": fail_on_findings})
+    result = play.only
+    assert result["rc"] == ExitCode.HEALTH_DEGRADED and result["status"] == "down"
+    assert [(c["key"], c["status"], c["failed"]) for c in result["checks"]] == [(f"device:{switch}", "down", True)]
+    assert [f["key"] for f in result["findings"]] == [f"device:{switch}"]
+    assert result["failed"] is fail_on_findings and play.rc == (2 if fail_on_findings else 0)
+    assert result["changed"] is False
+    if fail_on_findings:
+        assert result["msg"] == "1 health finding(s): down"
+
+
 @pytest.mark.parametrize(("module", "args", "message"), [
-    ("provision_wan", {}, "one of links, site or all=true is required"),
-    ("provision_ap", {}, "one of access_points, site or all=true is required"),
-    ("provision_wan", {"site": "talo", "all": True}, "mutually exclusive"),
-    ("drift", {"remediate": True, "email": True}, "mutually exclusive"),
+    ("provision_wan", {}, "exactly one of links, site or all=true is required (given: none)"),
+    ("provision_ap", {"access_points": [], "site": None, "all": False}, "(given: none)"),
+    ("provision_wan", {"site": "talo", "all": True}, "(given: site, all)"),
+    ("drift", {"remediate": True, "email": True}, "email and remediate do not go together"),
 ])
 def test_a_task_that_names_no_scope_or_two_is_refused_before_dzops_runs(module: str, args: dict, message: str,
                                                                         tmp_path: Path) -> None:

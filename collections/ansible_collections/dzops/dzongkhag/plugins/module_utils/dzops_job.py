@@ -327,7 +327,9 @@ def finish(module: Any, run: DzopsRun | None, result: dict[str, Any], failed: bo
     if failed:
         result.setdefault("msg", summary(result))
         module.fail_json(**{k: v for k, v in result.items() if k != "msg"}, msg=egress(result["msg"]))
-    module.exit_json(**result)
+    # Said outright: Ansible takes a result with a non-zero `rc` and no `failed` for a failure, and dzops
+    # exits non-zero for findings (drift, health, a check that would change) a task may accept.
+    module.exit_json(**result, failed=False)
 
 
 def summary(result: dict[str, Any]) -> str:

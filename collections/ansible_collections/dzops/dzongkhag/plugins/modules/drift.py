@@ -162,9 +162,10 @@ def main() -> None:
         fail_on_drift=dict(type="bool", default=True),
         verify_timeout=dict(type="float", default=90.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("remediate", "email")])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    if params["remediate"] and params["email"]:  # by value: a play passes both, one of them false
+        module.fail_json(msg="email and remediate do not go together: mail the report of a drift run after")
     command = ["drift", *forks_argv(params)]
     if params["remediate"]:
         command += ["--remediate", "--verify-timeout", str(params["verify_timeout"])]

@@ -123,12 +123,14 @@ def main() -> None:
         all=dict(type="bool", default=False),
         verify_timeout=dict(type="float", default=60.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("access_points", "site", "all")])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     # The command line's bare `provision-ap` means "check everything"; a task says what it wants.
-    if not (params["access_points"] or params["site"] or params["all"]):
-        module.fail_json(msg="one of access_points, site or all=true is required")
+    # Counted by value, not presence: a play passes all three, with the unused ones empty or false.
+    given = [name for name in ("access_points", "site", "all") if params[name]]
+    if len(given) != 1:
+        module.fail_json(msg="exactly one of access_points, site or all=true is required (given: "
+                             + (", ".join(given) or "none") + ")")
     command = ["provision-ap", *forks_argv(params), "--verify-timeout", str(params["verify_timeout"])]
     if params["site"]:
         command += ["--site", params["site"]]

@@ -145,11 +145,13 @@ def main() -> None:
         all=dict(type="bool", default=False),
         verify_timeout=dict(type="float", default=90.0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("links", "site", "all")])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    if not (params["links"] or params["site"] or params["all"]):
-        module.fail_json(msg="one of links, site or all=true is required")
+    # Counted by value, not presence: a play passes all three, with the unused ones empty or false.
+    given = [name for name in ("links", "site", "all") if params[name]]
+    if len(given) != 1:
+        module.fail_json(msg="exactly one of links, site or all=true is required (given: "
+                             + (", ".join(given) or "none") + ")")
     command = ["provision-wan", *forks_argv(params), "--verify-timeout", str(params["verify_timeout"])]
     if params["site"]:
         command += ["--site", params["site"]]
