@@ -31,13 +31,14 @@ from tests.collection.common import BIN, COLLECTION, JOB_PLAYBOOKS, MODULES, REP
 LINT_SKIPS = "galaxy[no-license],galaxy[no-repository]"
 
 
-def _sample_copy(tmp_path: Path) -> Path:
+def _sample_copy(tmp_path: Path, name: str = "inventory") -> Path:
     """The shipped sample inventory with its report and backup folders in tmp_path."""
-    inventory = tmp_path / "inventory"
+    inventory = tmp_path / name
     shutil.copytree(REPO / "inventory", inventory)
     operations = inventory / "group_vars/all/operations.yml"
-    lines = [f"backup_repository: {tmp_path / 'config-backups'}" if line.startswith("backup_repository:")
-             else f"report_dir: {tmp_path / 'reports'}" if line.startswith("report_dir:") else line
+    suffix = "" if name == "inventory" else f"-{name}"
+    lines = [f"backup_repository: {tmp_path / f'config-backups{suffix}'}" if line.startswith("backup_repository:")
+             else f"report_dir: {tmp_path / f'reports{suffix}'}" if line.startswith("report_dir:") else line
              for line in operations.read_text().splitlines()]
     operations.write_text("\n".join(lines) + "\n")
     return inventory
@@ -225,9 +226,9 @@ def test_data_backup_fails_cleanly_until_dzops_has_the_command(tmp_path: Path) -
         assert "rc" not in result  # no dzops job ran
 
 
-def _loopback_copy(tmp_path: Path, unreachable: str) -> Path:
+def _loopback_copy(tmp_path: Path, unreachable: str, name: str = "inventory") -> Path:
     """The sample on loopback addresses, `unreachable` on a port nothing listens on: no lab needed."""
-    inventory = _sample_copy(tmp_path)
+    inventory = _sample_copy(tmp_path, name)
     for path in [*inventory.glob("host_vars/*.yml"), inventory / "group_vars/all/dzongkhag.yml"]:
         path.write_text(path.read_text().replace("10.30.0.", "127.0.0."))
     with socket.socket() as sock:
@@ -255,6 +256,23 @@ def test_an_unreachable_device_fails_the_check_play_as_it_fails_the_command(tmp_
     assert result["command"] == ["dzops", "--inventory", str(inventory), "--json", "--limit", switch, "--check",
                                  "backup"]
     assert not (tmp_path / "config-backups").exists()  # check mode wrote nothing
+
+
+def test_a_folder_of_dzongkhags_gives_each_devices_under_its_name(tmp_path: Path) -> None:
+    """`inventory` naming a folder of Dzongkhag inventories: dzops runs each; no Dzongkhag's failure is lost."""
+    switch = "gewog-talo-sw1"
+    folder = tmp_path / "dzongkhags"
+    for name in ("punakha", "wangdue"):
+        _loopback_copy(folder, switch, name)
+    (folder / "wangdue" / "hosts.yml").write_text("not: [an inventory\n")  # one Dzongkhag that cannot load
+    result = runner(tmp_path, module="backup", args={"inventory": str(folder), "limit": switch},
+                    cmdline="--check").only
+    assert result["failed"] is True and result["rc"] == ExitCode.INVALID_INVENTORY  # the worst of the two
+    assert [(d["dzongkhag"], d["host"], d["status"]) for d in result["devices"]] == [
+        ("punakha", switch, "unreachable")]
+    assert {label: (d["exit_code"], d["failed"]) for label, d in result["dzongkhags"].items()} == {
+        "punakha": (ExitCode.UNREACHABLE, True), "wangdue": (ExitCode.INVALID_INVENTORY, True)}
+    assert result["msg"] == f"1 device(s) failed: {switch} (unreachable); no results from Dzongkhag(s): wangdue (exit 3)"
 
 
 @pytest.mark.parametrize("fail_on_findings", [True, False])

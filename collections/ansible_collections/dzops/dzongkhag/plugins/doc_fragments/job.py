@@ -9,7 +9,8 @@ options:
   inventory:
     description:
       - The Dzongkhag's dzops inventory directory (the one holding C(hosts.yml), C(group_vars/) and C(host_vars/)).
-      - One module call works on one Dzongkhag; loop over several inventories to run a job on each.
+      - One module call works on one Dzongkhag (the plays loop over C(dzops_inventories)). A folder of Dzongkhag
+        inventories runs the job on each in turn, as C(dzops -i FOLDER) does; the result then has C(dzongkhags).
     type: path
     required: true
   limit:

@@ -287,6 +287,52 @@ def data_backup_result(data: Any) -> tuple[dict[str, Any], bool]:
     return result, any(d["failed"] for d in devices)
 
 
+def several(data: Any) -> bool:
+    """Whether the JSON is dzops' summary of several Dzongkhags (`-i` naming a folder of inventories).
+
+    >>> several({"punakha": {"inventory": "/i/punakha", "dzongkhag": "Punakha", "exit_code": 0, "output": {}}})
+    True
+    >>> several({"devices": []}), several([])
+    (False, False)
+    """
+    return isinstance(data, dict) and bool(data) and all(
+        isinstance(entry, dict) and {"inventory", "exit_code", "output"} <= set(entry) for entry in data.values())
+
+
+def job_result(data: Any, normalise: Any, shape: Any) -> tuple[dict[str, Any], bool]:
+    """The module result of one Dzongkhag's JSON, or of several merged: every row (device, link, check,
+    finding) names its Dzongkhag, `dzongkhags` holds each one's exit code and the rest of its result.
+
+    A Dzongkhag whose output is missing or not the command's shape fails the job: never a quiet success.
+
+    >>> one = {"devices": [{"host": "r1", "status": "ok", "changed": ["x"], "files": []}]}
+    >>> result, failed = job_result({"a": {"inventory": "/a", "dzongkhag": "A", "exit_code": 0, "output": one},
+    ...                              "b": {"inventory": "/b", "dzongkhag": "B", "exit_code": 3, "output": None}},
+    ...                             backup_result, dict)
+    >>> failed, result["changed"], [(d["dzongkhag"], d["host"]) for d in result["devices"]]
+    (True, True, [('a', 'r1')])
+    >>> [(label, d["exit_code"], d["failed"]) for label, d in result["dzongkhags"].items()]
+    [('a', 0, False), ('b', 3, True)]
+    """
+    if not several(data):
+        return normalise(data) if isinstance(data, shape) else ({"changed": False}, True)
+    merged: dict[str, Any] = {"changed": False, "devices": [], "dzongkhags": {}}
+    failed = False
+    for label, entry in data.items():
+        output = entry["output"]
+        result, bad = normalise(output) if isinstance(output, shape) else ({"changed": False}, True)
+        for key in ("devices", "links", "checks", "findings"):
+            if key in result:
+                merged.setdefault(key, []).extend({**row, "dzongkhag": label} for row in result.pop(key))
+        merged["changed"] = merged["changed"] or bool(result.pop("changed", False))
+        merged["dzongkhags"][label] = {"inventory": entry["inventory"], "dzongkhag": entry.get("dzongkhag"),
+                                       "exit_code": entry["exit_code"], "failed": bad, **result}
+        failed = failed or bad
+    if any("drifted" in d for d in merged["devices"]):
+        merged["drifted"] = [d["host"] for d in merged["devices"] if d.get("drifted")]
+    return merged, failed
+
+
 def worst(statuses: list[str]) -> str:
     """The status that speaks for a device over several results.
 
@@ -333,20 +379,27 @@ def finish(module: Any, run: DzopsRun | None, result: dict[str, Any], failed: bo
 
 
 def summary(result: dict[str, Any]) -> str:
-    """One line for people: which devices failed.
+    """One line for people: which devices failed (and which Dzongkhags gave no results at all).
 
-    >>> summary({"devices": [{"host": "r1", "failed": True, "status": "unreachable"}]})
-    '1 device(s) failed: r1 (unreachable)'
+    >>> summary({"devices": [{"host": "r1", "failed": True, "status": "unreachable", "dzongkhag": "a"}],
+    ...          "dzongkhags": {"a": {"failed": True, "exit_code": 5}, "b": {"failed": True, "exit_code": 3}}})
+    '1 device(s) failed: r1 (unreachable); no results from Dzongkhag(s): b (exit 3)'
     """
+    parts = []
     bad = [f"{d['host']} ({d['status']})" for d in result.get("devices", []) if d.get("failed")]
     bad += [f"{link['link']} ({link['status']})" for link in result.get("links", []) if link.get("failed")]
     if bad:
-        return f"{len(bad)} device(s) failed: {', '.join(bad)}"
-    if result.get("drifted"):
-        return f"drift on {len(result['drifted'])} device(s): {', '.join(result['drifted'])}"
-    if result.get("findings"):
-        return f"{len(result['findings'])} health finding(s): {result.get('status')}"
-    return "dzops job failed"
+        parts.append(f"{len(bad)} device(s) failed: {', '.join(bad)}")
+    reported = {row.get("dzongkhag") for key in ("devices", "links", "checks") for row in result.get(key, [])}
+    silent = [f"{label} (exit {d['exit_code']})" for label, d in result.get("dzongkhags", {}).items()
+              if d.get("failed") and label not in reported]
+    if silent:
+        parts.append(f"no results from Dzongkhag(s): {', '.join(silent)}")
+    if not parts and result.get("drifted"):
+        parts.append(f"drift on {len(result['drifted'])} device(s): {', '.join(result['drifted'])}")
+    if not parts and result.get("findings"):
+        parts.append(f"{len(result['findings'])} health finding(s): {result.get('status')}")
+    return "; ".join(parts) or "dzops job failed"
 
 
 def _shown(argv: list[str]) -> list[str]:

@@ -81,6 +81,12 @@ previous:
   description: The repository's commit before this run.
   returned: when dzops ran
   type: str
+dzongkhags:
+  description:
+    - When O(inventory) is a folder of Dzongkhag inventories, each Dzongkhag's inventory, exit code, C(failed) and the
+      rest of its result; every row of the lists above then names its Dzongkhag in C(dzongkhag).
+  returned: when O(inventory) is a folder of Dzongkhag inventories
+  type: dict
 rc:
   description: The exit code the C(dzops) command line would have given.
   returned: when dzops ran
@@ -103,6 +109,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
     backup_result,
     finish,
     forks_argv,
+    job_result,
     run_job,
 )
 
@@ -110,7 +117,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(COMMON_ARGUMENT_SPEC), supports_check_mode=True)
     run = run_job(module, ["backup", *forks_argv(module.params)], check=module.check_mode, diff=False)
-    result, failed = backup_result(run.data) if isinstance(run.data, dict) else ({"changed": False}, True)
+    result, failed = job_result(run.data, backup_result, dict)
     if module._diff:
         result["diff"] = [{"prepared": f"--- {d['host']}\n" + "\n".join(d["changed_files"])}
                           for d in result.get("devices", []) if d["changed_files"]]

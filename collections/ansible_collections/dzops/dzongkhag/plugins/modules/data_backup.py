@@ -64,6 +64,12 @@ devices:
     failed:
       description: Its backup or verification failed, or it was unreachable.
       type: bool
+dzongkhags:
+  description:
+    - When O(inventory) is a folder of Dzongkhag inventories, each Dzongkhag's inventory, exit code, C(failed) and the
+      rest of its result; every row of the lists above then names its Dzongkhag in C(dzongkhag).
+  returned: when O(inventory) is a folder of Dzongkhag inventories
+  type: dict
 rc:
   description: The exit code the C(dzops) command line would have given.
   returned: when dzops ran
@@ -87,6 +93,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
     command_available,
     data_backup_result,
     finish,
+    job_result,
     missing_dzops_message,
     run_job,
 )
@@ -107,9 +114,7 @@ def main() -> None:
     if params["forks"]:
         command += ["--forks", str(params["forks"])]
     run = run_job(module, command, check=module.check_mode, diff=False)
-    if run.data is None:
-        finish(module, run, {"changed": False}, True)
-    result, failed = data_backup_result(run.data)
+    result, failed = job_result(run.data, data_backup_result, (list, dict))
     # The results' shape is that command's own: whatever it holds, a non-zero exit is not a success.
     finish(module, run, result, failed or run.code != 0)
 

@@ -125,6 +125,12 @@ refused:
   returned: when remediation ran
   type: list
   elements: str
+dzongkhags:
+  description:
+    - When O(inventory) is a folder of Dzongkhag inventories, each Dzongkhag's inventory, exit code, C(failed) and the
+      rest of its result; every row of the lists above then names its Dzongkhag in C(dzongkhag).
+  returned: when O(inventory) is a folder of Dzongkhag inventories
+  type: dict
 rc:
   description: The exit code the C(dzops) command line would have given.
   returned: when dzops ran
@@ -148,6 +154,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
     drift_result,
     finish,
     forks_argv,
+    job_result,
     remediate_result,
     run_job,
 )
@@ -178,14 +185,12 @@ def main() -> None:
     command += ["--", *params["hosts"]] if params["hosts"] else []
     remediating = params["remediate"]
     run = run_job(module, command, check=remediating and module.check_mode, diff=remediating and module._diff)
-    if not isinstance(run.data, dict):
-        finish(module, run, {"changed": False}, True)
     if remediating:
-        result, failed = remediate_result(run.data, module.check_mode)
+        result, failed = job_result(run.data, lambda data: remediate_result(data, module.check_mode), dict)
         if module._diff:
-            result["diff"] = diff_entries(result["devices"], "commands")
+            result["diff"] = diff_entries(result.get("devices", []), "commands")
     else:
-        result, failed = drift_result(run.data, params["fail_on_drift"])
+        result, failed = job_result(run.data, lambda data: drift_result(data, params["fail_on_drift"]), dict)
     finish(module, run, result, failed)
 
 

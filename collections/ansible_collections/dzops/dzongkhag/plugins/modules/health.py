@@ -91,6 +91,12 @@ findings:
   returned: when dzops ran
   type: list
   elements: dict
+dzongkhags:
+  description:
+    - When O(inventory) is a folder of Dzongkhag inventories, each Dzongkhag's inventory, exit code, C(failed) and the
+      rest of its result; every row of the lists above then names its Dzongkhag in C(dzongkhag).
+  returned: when O(inventory) is a folder of Dzongkhag inventories
+  type: dict
 rc:
   description: The exit code the C(dzops) command line would have given.
   returned: when dzops ran
@@ -113,6 +119,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
     finish,
     forks_argv,
     health_result,
+    job_result,
     run_job,
 )
 
@@ -127,9 +134,7 @@ def main() -> None:
     params = module.params
     command = ["health", *forks_argv(params)] + (["--site", params["site"]] if params["site"] else [])
     run = run_job(module, command, check=module.check_mode, diff=False)
-    if not isinstance(run.data, dict):
-        finish(module, run, {"changed": False}, True)
-    result, failed = health_result(run.data, params["fail_on_findings"])
+    result, failed = job_result(run.data, lambda data: health_result(data, params["fail_on_findings"]), dict)
     finish(module, run, result, failed)
 
 

@@ -88,6 +88,12 @@ devices:
     diff:
       description: Its diff, PSKs masked.
       type: str
+dzongkhags:
+  description:
+    - When O(inventory) is a folder of Dzongkhag inventories, each Dzongkhag's inventory, exit code, C(failed) and the
+      rest of its result; every row of the lists above then names its Dzongkhag in C(dzongkhag).
+  returned: when O(inventory) is a folder of Dzongkhag inventories
+  type: dict
 rc:
   description: The exit code the C(dzops) command line would have given.
   returned: when dzops ran
@@ -111,6 +117,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
     diff_entries,
     finish,
     forks_argv,
+    job_result,
     run_job,
 )
 
@@ -139,11 +146,9 @@ def main() -> None:
     else:
         command += ["--", *params["access_points"]]
     run = run_job(module, command, check=module.check_mode, diff=module._diff)
-    if not isinstance(run.data, list):
-        finish(module, run, {"changed": False}, True)
-    result, failed = ap_result(run.data, module.check_mode)
+    result, failed = job_result(run.data, lambda data: ap_result(data, module.check_mode), list)
     if module._diff:
-        result["diff"] = diff_entries(result["devices"])
+        result["diff"] = diff_entries(result.get("devices", []))
     finish(module, run, result, failed)
 
 

@@ -110,6 +110,12 @@ devices:
     diff:
       description: Its configuration diff, secrets masked.
       type: str
+dzongkhags:
+  description:
+    - When O(inventory) is a folder of Dzongkhag inventories, each Dzongkhag's inventory, exit code, C(failed) and the
+      rest of its result; every row of the lists above then names its Dzongkhag in C(dzongkhag).
+  returned: when O(inventory) is a folder of Dzongkhag inventories
+  type: dict
 rc:
   description: The exit code the C(dzops) command line would have given.
   returned: when dzops ran
@@ -132,6 +138,7 @@ from ansible_collections.dzops.dzongkhag.plugins.module_utils.dzops_job import (
     diff_entries,
     finish,
     forks_argv,
+    job_result,
     run_job,
     wan_result,
 )
@@ -160,11 +167,9 @@ def main() -> None:
     else:
         command += ["--", *params["links"]]
     run = run_job(module, command, check=module.check_mode, diff=module._diff)
-    if not isinstance(run.data, list):
-        finish(module, run, {"changed": False}, True)
-    result, failed = wan_result(run.data, module.check_mode)
+    result, failed = job_result(run.data, lambda data: wan_result(data, module.check_mode), list)
     if module._diff:
-        result["diff"] = diff_entries(result["devices"])
+        result["diff"] = diff_entries(result.get("devices", []))
     finish(module, run, result, failed)
 
 
