@@ -53,14 +53,19 @@ def failing(world: World, monkeypatch: pytest.MonkeyPatch) -> set[str]:  # noqa:
         return bad if unit in fail else "ok"
 
     def collect(inventory: Any, hosts: list[str], *, intended: Any = None, progress: Any = None,
-                workers: int = 10) -> list[Any]:
+                workers: int = 10, each: Any = None) -> list[Any]:
         world.calls.append(("collect", {"hosts": list(hosts)}))
+        out = []
         for h in hosts:
             if progress:
                 progress(h, "unreachable" if h in fail else "collected")
-        return [DeviceBackup(host=h, site=inventory.devices[h].site, syntax="linux", status=status(h, "unreachable"),
-                             error=f"{h}: login refused for {leak}" if h in fail else None,
-                             files={} if h in fail else {"etc/hostname": h + "\n"}) for h in hosts]
+            out.append(DeviceBackup(host=h, site=inventory.devices[h].site, syntax="linux",
+                                    status=status(h, "unreachable"),
+                                    error=f"{h}: login refused for {leak}" if h in fail else None,
+                                    files={} if h in fail else {"etc/hostname": h + "\n"}))
+            if each is not None:  # the caller's per-device step (scrubbing), as the real collector runs it
+                each(out[-1])
+        return out
 
     def provision_wan(inventory: Any, scope: list[str], *, check: bool = False, **kwargs: Any) -> list[Any]:
         world.calls.append(("provision_wan", {"scope": list(scope)}))
