@@ -87,7 +87,7 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
         w.calls.append((name, kwargs))
 
     def collect(inventory: Any, hosts: list[str], *, intended: Any = None, progress: Any = None,
-                workers: int = 10) -> list[Any]:
+                workers: int = 10, each: Any = None) -> list[Any]:
         record("collect", hosts=list(hosts), workers=workers)
         out = []
         for host in hosts:
@@ -95,6 +95,8 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
                 progress(host, "collected")
             out.append(DeviceBackup(host=host, site=inventory.devices[host].site, syntax="linux",
                                     files={"etc/hostname": host + "\n"}))
+            if each is not None:
+                each(out[-1])  # as the real pool does: the caller scrubs each result as it comes in
         return out
 
     def write_and_commit(repo: Path, snapshots: list[Any], **kwargs: Any) -> Any:
