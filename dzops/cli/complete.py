@@ -24,7 +24,8 @@ def _inventory(ctx: typer.Context) -> Any | None:
         from dzops.cli.app import default_inventory
         from dzops.inventory.loader import load_inventory
 
-        directory = (params.get("inventory") or [default_inventory()])[0]  # -i may be given more than once
+        given = params.get("inventory") or default_inventory()
+        directory = given[0] if isinstance(given, list | tuple) else given  # -i may be given more than once
         return load_inventory(Path(directory), params.get("vault_password_file"))
     except Exception as exc:  # noqa: BLE001 - whatever went wrong, completion offers nothing
         log.debug("completion: inventory not loaded: %s", exc)
