@@ -42,12 +42,19 @@ def collect_and_store(inventory: Any, hosts: list[str], *, kind: str, intended: 
 
     if inventory.backup_repository is None:
         raise UsageError(f"{inventory.root}: backup_repository is not set (group_vars/all)")
-    backups = collect(inventory, hosts, intended=intended, progress=progress,
-                      **({"workers": forks} if forks else {}))
     secrets = inventory_secrets(inventory)
-    for b in backups:
+    done: set[int] = set()
+
+    def scrubbed(b: Any) -> None:  # in the pool, as each device comes in: hidden behind the others
         b.files = {name: scrub(text, b.syntax_of(name), secrets) for name, text in b.files.items()}
         b.error = scrub(b.error, "linux", secrets) if b.error else None
+        done.add(id(b))
+
+    backups = collect(inventory, hosts, intended=intended, progress=progress, each=scrubbed,
+                      **({"workers": forks} if forks else {}))
+    for b in backups:
+        if id(b) not in done:  # nothing leaves unscrubbed, whichever collector ran
+            scrubbed(b)
     snapshots = [Snapshot(host=b.host, site=b.site, files=b.files, error=None if b.reachable else b.error)
                  for b in backups]
     if not commit:

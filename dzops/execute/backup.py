@@ -17,10 +17,11 @@ import io
 import logging
 import shlex
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dzops.exceptions import ConnectionFailed, DeviceError
+from dzops.exceptions import ConnectionFailed, DeviceError, NotOnboarded
 from dzops.execute.drivers import driver_for
 from dzops.execute.drivers.base import ConfigDiff
 from dzops.execute.fanout import fan_out
@@ -198,15 +199,124 @@ def _collect_once(inventory: Inventory, host: str, intended: str | None) -> Devi
     return backup
 
 
+def config_probe(marker: str | None = None) -> str:
+    """An FRR shell login's whole backup as one command: the access role's marker, then the running config.
+
+    Nothing runs on a router the role has not prepared (exit 3), as the FRR driver refuses one. The
+    marker is read by the shell's own `read` and vtysh replaces the shell (`exec`): no process more
+    than a bare `vtysh -c` costs the router.
+
+    >>> print(config_probe("/etc/dzops/router-access"))
+    ok=; while IFS= read -r line || [ -n "$line" ]; do case "$line" in version=*) ok=1;; esac; done < /etc/dzops/router-access; [ -n "$ok" ] || exit 3; echo =CONFIG; exec vtysh -c 'show running-config'
+    """
+    from dzops.execute.drivers.frr import ACCESS_MARKER
+
+    marker = shlex.quote(marker or ACCESS_MARKER)
+    return (f'ok=; while IFS= read -r line || [ -n "$line" ]; do case "$line" in version=*) ok=1;; esac; done < {marker}; '
+            "[ -n \"$ok\" ] || exit 3; echo =CONFIG; exec vtysh -c 'show running-config'")
+
+
+def parse_config_probe(host: str, result: tuple[int, str, str]) -> str:
+    """The running config from `config_probe`'s answer, or the driver's own refusal.
+
+    >>> parse_config_probe("r1", (0, "=CONFIG\\nBuilding configuration...\\n\\nhostname r1\\n", ""))
+    'hostname r1\\n'
+    >>> parse_config_probe("r1", (3, "", "bash: /etc/dzops/router-access: No such file or directory"))
+    Traceback (most recent call last):
+    ...
+    dzops.exceptions.NotOnboarded: r1: not onboarded: run dzops onboard r1
+    """
+    from dzops.execute.drivers.frr import ACCESS_MARKER, error_lines, strip_preamble
+
+    status, out, err = result
+    if status == 3 or not out.startswith("=CONFIG\n"):
+        raise NotOnboarded(host, f"no {ACCESS_MARKER}: {err.strip()}")
+    config = out[len("=CONFIG\n"):]
+    errors = error_lines(config) + error_lines(err)
+    if errors or status != 0:
+        reason = errors[0] if errors else ((err.strip() or config.strip()).splitlines() or [f"exit status {status}"])[-1]
+        raise DeviceError(host, f"'show running-config' failed: {reason}")
+    return strip_preamble(config)
+
+
+def _started_probe(inventory: Inventory, host: str) -> tuple[Any, Any] | None:
+    """(session, pending probe) for an FRR router on a shell login, or None for every other device.
+
+    Starting the command and reading it later lets the pool log in to the next routers while
+    this one's vtysh writes its config: the connects and the routers' work overlap.
+    """
+    device = inventory.devices[host]
+    platform = PLATFORMS[device.platform]
+    if platform.driver != "frr" or getattr(device, "router_login", "shell") == "vtysh":
+        return None
+    from dzops.execute.ssh import Session
+
+    session = Session(credentials(inventory, device))
+    session.open()
+    try:
+        return session, session.start(config_probe(), timeout=120)
+    except BaseException:
+        session.close()
+        raise
+
+
 def collect(inventory: Inventory, hosts: list[str], *, intended: dict[str, str] | None = None,
-            progress: Progress | None = None, workers: int = FAN_OUT_WORKERS) -> list[DeviceBackup]:
-    """Every host's configuration, fetched in parallel, in the order of `hosts`."""
+            progress: Progress | None = None, workers: int = FAN_OUT_WORKERS,
+            each: Callable[[DeviceBackup], None] | None = None) -> list[DeviceBackup]:
+    """Every host's configuration, fetched in parallel, in the order of `hosts`.
+
+    `each` runs in the pool on every device's result as soon as it is in (the caller's scrubbing
+    then overlaps the other devices' collection instead of following it).
+
+    FRR routers on a shell login (and no intended config to compare) are logged in to and asked in
+    one pool, then read in a second: see `_started_probe`. Every other device is collected whole
+    in the first pool, as `collect_one` does.
+    """
     report = progress or (lambda _host, _message: None)
     intended = intended or {}
+    started: dict[str, tuple[Any, Any]] = {}
 
-    def one(host: str) -> DeviceBackup:
-        result = collect_one(inventory, host, intended.get(host))
-        report(host, "collected" if result.reachable else f"{result.status}: {result.error}")
+    def done(result: DeviceBackup) -> DeviceBackup:
+        if each is not None:
+            each(result)
+        report(result.host, "collected" if result.reachable else f"{result.status}: {result.error}")
         return result
 
-    return fan_out(one, hosts, forks=workers)
+    def blank(host: str) -> DeviceBackup:
+        device = inventory.devices[host]
+        return DeviceBackup(host=host, site=device.site, syntax=PLATFORMS[device.platform].config_syntax)
+
+    def first(host: str) -> DeviceBackup | None:
+        if host not in intended:
+            try:
+                probe = _started_probe(inventory, host)
+            except ConnectionFailed as exc:  # as _collect_once maps a failed login
+                backup = blank(host)
+                backup.status, backup.error = "unreachable", str(exc)
+                return done(backup)
+            except DeviceError as exc:
+                backup = blank(host)
+                backup.status, backup.error = "failed", str(exc)
+                return done(backup)
+            if probe is not None:
+                started[host] = probe
+                return None
+        return done(collect_one(inventory, host, intended.get(host)))
+
+    def second(host: str) -> DeviceBackup:
+        session, pending = started[host]
+        backup = blank(host)
+        try:
+            backup.files["running-config"] = parse_config_probe(host, pending.result())
+        except ConnectionFailed as exc:
+            backup.status, backup.error = "unreachable", str(exc)
+        except DeviceError as exc:
+            backup.status, backup.error = "failed", str(exc)
+        finally:
+            session.close()
+        return done(backup)
+
+    results = fan_out(first, hosts, forks=workers)
+    pending = [host for host, result in zip(hosts, results, strict=True) if result is None]
+    read = dict(zip(pending, fan_out(second, pending, forks=workers), strict=True))
+    return [result if result is not None else read[host] for host, result in zip(hosts, results, strict=True)]
