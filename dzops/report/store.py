@@ -137,12 +137,23 @@ def write_and_commit(repo: Path, snapshots: list[Snapshot], *, kind: str = "back
         return _write_and_commit(repo, snapshots, kind, when)
 
 
+def _holds_exactly(target: Path, files: dict[str, str]) -> bool:
+    """Whether a device's backup folder holds these files, byte for byte, and nothing else."""
+    if not target.is_dir():
+        return False
+    if {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()} != set(files):
+        return False
+    return all((target / name).read_bytes() == text.encode() for name, text in files.items())
+
+
 def _write_and_commit(repo: Path, snapshots: list[Snapshot], kind: str, when: dt.datetime) -> CommitResult:
     previous = head(repo)
     for snap in snapshots:
         if snap.error:
             continue
         target = repo / device_dir(snap.site, snap.host)
+        if _holds_exactly(target, snap.files):
+            continue  # unchanged (the daily case): not rewritten, so no fsync and git's stat cache holds
         if target.exists():
             shutil.rmtree(target)  # a file gone from the device is gone from its backup
         for name, text in snap.files.items():
