@@ -4,27 +4,26 @@ Per device: preflight (it answers, its host key is known, the login can compare 
 the device is onboarded), save the running config, replace it with the whole intended config,
 verify (collect again: nothing may differ from intended; the device's WAN links pass the same
 checks provision-wan runs), and put the saved config back when anything fails. `check` stops
-after the comparison and changes nothing.
+after the comparison and changes nothing. The checks, the wait for them and the read-back put-back
+are provision-wan's own (`dzops.execute.wan`: link_checks, await_checks, put_back), not a copy.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dzops.exceptions import ConnectionFailed, DzopsError
 from dzops.execute.drivers import driver_for
 from dzops.execute.drivers.base import ConfigDiff, NetworkDriver
 from dzops.execute.ssh import Progress, credentials, fan_out
+from dzops.execute.wan import Check, await_checks, link_checks, put_back, remaining
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 from dzops.plan.wan import WanEnd, wan_ends
 
 log = logging.getLogger(__name__)
-
-Check = tuple[str, str, Callable[[], bool]]  # (label, host, check), as provision-wan builds them
 
 
 @dataclass
@@ -106,8 +105,7 @@ class Remediation:
         assert device.driver is not None
         result = self.results[host]
         try:
-            device.driver.get_config()  # collect again, not what the driver remembers
-            left = device.driver.compare_config(device.intended)
+            left = remaining(device.driver, device.intended)  # collected again, not what the driver remembers
         except DzopsError as exc:
             device.error = f"verification failed: cannot collect the config again: {exc}"
             self._rollback(device)
@@ -117,22 +115,8 @@ class Remediation:
                            f"remove, {len(left.add)} to add)"
             self._rollback(device)
             return
-        pending = self._link_checks(host)
-        deadline = time.monotonic() + self.verify_timeout
-        passed: list[str] = []
-        while pending:
-            still = []
-            for label, where, check in pending:
-                try:
-                    ok = check()
-                except Exception as exc:  # noqa: BLE001 - a check that cannot run has not passed
-                    log.info("%s: check '%s' could not run: %s", where, label, exc)
-                    ok = False
-                (passed.append(label) if ok else still.append((label, where, check)))
-            pending = still
-            if not pending or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        passed, pending = await_checks(self._link_checks(host), time.monotonic() + self.verify_timeout,
+                                       subject=host)
         result.data["checks"] = ["no drift left", *passed]
         if pending:
             device.error = f"verification failed: {pending[0][0]}"
@@ -143,23 +127,23 @@ class Remediation:
 
     def _rollback(self, device: _Device) -> None:
         result = self.results[device.host]
-        if device.driver is None or not device.applied:
+        driver = device.driver
+        if driver is None or not device.applied:
             return
-        try:
-            device.driver.rollback(device.saved)
-            # Read back: a rollback that left lines behind is a failure to report, not a rollback.
-            device.driver.get_config()
-            left = device.driver.compare_config(device.saved)
-            if not left.empty:
-                device.error = (f"{device.error}; ROLLBACK FAILED: the saved config is not back "
-                                f"({len(left.remove)} line(s) to remove, {len(left.add)} to add)")
-                self.progress(device.host, device.error)
-                return
+        # Read back: a rollback that left lines behind is a failure to report, not a rollback.
+        back = put_back(driver, device.saved, lambda: driver.rollback(device.saved))
+        if back.read_error is not None:
+            device.error = (f"{device.error}; ROLLBACK FAILED: {back.send_error or 'rollback sent'}; "
+                            f"cannot read the config back: {back.read_error}")
+        elif not back.left.empty:
+            device.error = (f"{device.error}; ROLLBACK FAILED: {back.send_error + '; ' if back.send_error else ''}"
+                            f"the saved config is not back ({len(back.left.remove)} line(s) to remove, "
+                            f"{len(back.left.add)} to add)")
+        else:
             result.data["rolled_back"] = True
             self.progress(device.host, f"{device.error}; rolled back")
-        except DzopsError as exc:
-            device.error = f"{device.error}; ROLLBACK FAILED: {exc}"
-            self.progress(device.host, device.error)
+            return
+        self.progress(device.host, device.error)
 
     # -- WAN links ------------------------------------------------------------------------------
     def _ends(self, host: str) -> list[tuple[WanEnd, WanEnd]]:
@@ -197,8 +181,6 @@ class Remediation:
         by a verified provision-wan, or the far end configured with its intended address): a
         circuit still waiting for its far end is not this device's failure.
         """
-        from dzops.execute.wan import WanRun, _Session
-
         checks: list[Check] = []
         for near, far in self._ends(host):
             far_driver = self._driver(far.host)
@@ -210,10 +192,7 @@ class Remediation:
                 self.results[host].data.setdefault("not_checked", []).append(
                     f"{near.link}: far end {far.host} not provisioned yet")
                 continue
-            run = WanRun(self.inventory, [near.link])
-            run.sessions = {near.host: _Session(near.host, driver=self._driver(near.host)),
-                            far.host: _Session(far.host, driver=far_driver)}
-            checks += run._checks([near, far])
+            checks += link_checks(self.inventory, [near, far], self._driver)
         return checks
 
     # -- results --------------------------------------------------------------------------------

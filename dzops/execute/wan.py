@@ -100,6 +100,102 @@ def listed(diff: ConfigDiff, limit: int = MAX_LISTED_LINES) -> str:
     return shown + (f" | ... ({len(lines) - limit} more)" if len(lines) > limit else "")
 
 
+# -- the apply-verify-rollback step provision-wan and drift --remediate share -----------------------
+
+Check = tuple[str, str, Callable[[], bool]]  # (label, the host it runs on, the check)
+
+
+def await_checks(checks: list[Check], deadline: float, *, last: Check | None = None,
+                 subject: str = "") -> tuple[list[str], list[Check]]:
+    """Run checks until each has passed once or `deadline` (monotonic) is past: (labels passed, checks failing).
+
+    A check that raises has not passed. `last` is run only in a round where every other check passed
+    (the goal counts only once the link itself is up), so a failing `last` means the rest is fine.
+
+    >>> calls = []
+    >>> def flaky(): calls.append(1); return len(calls) > 1
+    >>> await_checks([("a", "r", flaky)], time.monotonic() + 10, last=("goal", "r", lambda: True))
+    (['a', 'goal'], [])
+    >>> await_checks([("a", "r", lambda: 1 / 0)], time.monotonic(), last=("goal", "r", lambda: True))[1][0][0]
+    'a'
+    """
+    pending = [*checks, *([last] if last else [])]
+    passed: list[str] = []
+    while True:
+        still: list[Check] = []
+        for item in pending:
+            label, host, check = item
+            if item is last and still:
+                still.append(item)
+                continue
+            try:
+                ok = check()
+            except Exception as exc:  # noqa: BLE001 - a check that cannot run has not passed
+                log.info("%s: check '%s' could not run: %s", subject or host, label, exc)
+                ok = False
+            (passed.append(label) if ok else still.append(item))
+        pending = still
+        if not pending or time.monotonic() > deadline:
+            return passed, pending
+        time.sleep(2)
+
+
+def link_checks(inventory: Inventory, ends: list[WanEnd], driver: Callable[[str], NetworkDriver | None]) -> list[Check]:
+    """A link's checks, from the ends given (the first one pings): each end's interface up, OSPF Full (or the
+    static routes) on the first, its pings of the far end and of the far site's LAN. `driver(host)` is each
+    end's open driver."""
+    checks: list[Check] = []
+    for end in ends:
+        drv = driver(end.host)
+        assert drv is not None
+        checks.append((f"{end.host} {end.ifname} is up", end.host,
+                       lambda d=drv, e=end: _interface_up(d, e.ifname)))
+    near = ends[0]
+    drv = driver(near.host)
+    assert drv is not None
+    if near.routing == "ospf":
+        checks.append((f"{near.host} OSPF neighbour {near.far_address} Full", near.host,
+                       lambda: _ospf_full(drv, str(near.far_address))))
+    else:
+        for prefix in near.far_lan_prefixes:
+            checks.append((f"{near.host} route to {prefix} via {near.far_address}", near.host,
+                           lambda p=prefix: _route_via(drv, str(p), str(near.far_address))))
+    if not getattr(drv, "can_ping", True):
+        return checks  # e.g. a vtysh-only login: vtysh's ping never ends on an exec channel
+    checks.append((f"{near.host} ping {near.far_host} {near.far_address}", near.host,
+                   lambda: _ping(drv, str(near.far_address))))
+    far_lan = far_lan_address(inventory, near.far_host)
+    if far_lan:
+        checks.append((f"{near.host} ping {near.far_host} LAN {far_lan}", near.host, lambda: _ping(drv, far_lan)))
+    return checks
+
+
+def far_lan_address(inventory: Inventory, host: str) -> str | None:
+    device = inventory.devices[host]
+    interface = device.interfaces.get(device.lan_interface or "")
+    return str(interface.address.ip) if interface and interface.address else None
+
+
+@dataclass(frozen=True)
+class PutBack:
+    """What sending a device back to a target config left: read back, never assumed."""
+
+    left: ConfigDiff  # what still separates the device from the target (empty: restored)
+    send_error: str | None = None  # the rollback or replace itself failed (it may still have done its work)
+    read_error: str | None = None  # the config could not be read back: nothing is known
+
+
+def put_back(driver: NetworkDriver, target: str, send: Callable[[], object]) -> PutBack:
+    """Send the device back (`send`: a rollback or a replace to `target`), then read back what is left."""
+    send_error = None
+    try:
+        send()
+    except DeviceError as exc:
+        send_error = str(exc)
+    try:
+        return PutBack(remaining(driver, target), send_error)
+    except DeviceError as exc:
+        return PutBack(ConfigDiff(), send_error, str(exc))
 
 
 class WanRun:
@@ -321,26 +417,10 @@ class WanRun:
 
         def verify(name: str) -> None:
             result = self.results[name]
-            ends = ends_by_link[name]
-            pending = self._checks(ends)
-            if name in goals:
-                pending.append((goals[name].label, goals[name].router, goals[name]))
-            while True:
-                still = []
-                for label, host, check in pending:
-                    if isinstance(check, _Goal) and still:
-                        still.append((label, host, check))  # the goal only counts once the link itself is up
-                        continue
-                    try:
-                        ok = check()
-                    except Exception as exc:  # noqa: BLE001 - a check that cannot run has not passed
-                        log.info("%s: check '%s' could not run: %s", name, label, exc)
-                        ok = False
-                    (result.checks.append(label) if ok else still.append((label, host, check)))
-                pending = still
-                if not pending or time.monotonic() > deadline:
-                    break
-                time.sleep(2)
+            goal = goals.get(name)
+            passed, pending = await_checks(self._checks(ends_by_link[name]), deadline, subject=name,
+                                           last=(goal.label, goal.router, goal) if goal else None)
+            result.checks.extend(passed)
             if pending:
                 label, _host, check = pending[0]
                 result.failed_check = label
@@ -355,31 +435,8 @@ class WanRun:
         fan_out(verify, to_verify)
         return failed
 
-    def _checks(self, ends: list[WanEnd]) -> list[tuple[str, str, Callable[[], bool]]]:
-        checks: list[tuple[str, str, Callable[[], bool]]] = []
-        for end in ends:
-            drv = self.sessions[end.host].driver
-            assert drv is not None
-            checks.append((f"{end.host} {end.ifname} is up", end.host,
-                           lambda d=drv, e=end: _interface_up(d, e.ifname)))
-        near = ends[0]
-        drv = self.sessions[near.host].driver
-        assert drv is not None
-        if near.routing == "ospf":
-            checks.append((f"{near.host} OSPF neighbour {near.far_address} Full", near.host,
-                           lambda: _ospf_full(drv, str(near.far_address))))
-        else:
-            for prefix in near.far_lan_prefixes:
-                checks.append((f"{near.host} route to {prefix} via {near.far_address}", near.host,
-                               lambda p=prefix: _route_via(drv, str(p), str(near.far_address))))
-        if not getattr(drv, "can_ping", True):
-            return checks  # e.g. a vtysh-only login: vtysh's ping never ends on an exec channel
-        checks.append((f"{near.host} ping {near.far_host} {near.far_address}", near.host,
-                       lambda: _ping(drv, str(near.far_address))))
-        far_lan = self._far_lan_address(near.far_host)
-        if far_lan:
-            checks.append((f"{near.host} ping {near.far_host} LAN {far_lan}", near.host, lambda: _ping(drv, far_lan)))
-        return checks
+    def _checks(self, ends: list[WanEnd]) -> list[Check]:
+        return link_checks(self.inventory, ends, lambda host: self.sessions[host].driver)
 
     def _goals(self, plan: WanPlan, links: list[str]) -> dict[str, _Goal]:
         """Link -> the goal check of the gewog it serves; links serving one gewog share one check."""
@@ -400,11 +457,6 @@ class WanRun:
             out[name] = shared[gewog]
         return out
 
-    def _far_lan_address(self, host: str) -> str | None:
-        device = self.inventory.devices[host]
-        interface = device.interfaces.get(device.lan_interface or "")
-        return str(interface.address.ip) if interface and interface.address else None
-
     # -- undo -----------------------------------------------------------------------------------
     def _undo(self, plan: WanPlan, failed: set[str]) -> None:
         """Take failed links off every end an apply was attempted on; read back what each end holds.
@@ -424,7 +476,8 @@ class WanRun:
             partial = bool(links_here & keep)
             target = undo_plan.candidates[host] if partial else session.saved
             what = "its config without the failed link(s)" if partial else "its saved config"
-            try:
+
+            def send() -> None:
                 if partial:
                     if session.pending:
                         # A replace cannot start while a commit waits for confirmation: keep the verified
@@ -435,22 +488,21 @@ class WanRun:
                 else:
                     driver.rollback(session.saved)  # NAPALM: a pending commit-confirm is reverted now
                     session.pending = False
-            except DeviceError as exc:
-                session.undo_error = f"rollback to {what} failed: {exc}"
-            try:
-                rest = remaining(driver, target)
-            except DeviceError as exc:
-                session.undo_error = (f"{session.undo_error or f'rollback to {what} sent'}; "
-                                      f"cannot read the config back: {exc}")
+
+            back = put_back(driver, target, send)
+            refused = f"rollback to {what} failed: {back.send_error}" if back.send_error else None
+            if back.read_error is not None:
+                session.undo_error = (f"{refused or f'rollback to {what} sent'}; "
+                                      f"cannot read the config back: {back.read_error}")
                 self.progress(host, f"ROLLBACK NOT CONFIRMED: {session.undo_error}")
                 return
-            if rest.empty:
+            if back.left.empty:
                 session.undone, session.undo_error = True, None
                 self.progress(host, "rolled back")
                 return
-            session.left = rest.remove + rest.add
-            session.undo_error = (f"{session.undo_error or f'rollback to {what} incomplete'}; "
-                                  f"left on {host} (diff to {what}): {listed(rest)}")
+            session.left = back.left.remove + back.left.add
+            session.undo_error = (f"{refused or f'rollback to {what} incomplete'}; "
+                                  f"left on {host} (diff to {what}): {listed(back.left)}")
             self.progress(host, f"ROLLBACK FAILED: {session.undo_error}")
 
         # Links excluded before the apply were never on any candidate: their ends need nothing undone.

@@ -197,3 +197,39 @@ def test_route_checks_compare_next_hops_exactly(output: str, via: str, expected:
             return {commands[0]: output}
 
     assert wan._route_via(Shows(), "10.31.9.0/24", via) is expected  # type: ignore[arg-type]
+
+
+class _Restorable:
+    """A device sent back to `saved`: its send may fail loudly, do only part, or the read back may fail."""
+
+    def __init__(self, saved: str, *, restores: bool, raises: bool, unreadable: bool) -> None:
+        self.saved, self.restores, self.raises, self.unreadable = saved, restores, raises, unreadable
+        self.running = saved + "ip route 10.9.0.0/16 blackhole\n"
+
+    def send(self) -> None:
+        if self.restores:
+            self.running = self.saved
+        if self.raises:
+            raise DeviceError("r", "'frr-reload --reload' failed: exit status 1")
+
+    def get_config(self) -> str:
+        if self.unreadable:
+            raise DeviceError("r", "cannot reach 10.0.0.1:22: timed out")
+        return self.running
+
+    def compare_config(self, target: str) -> ConfigDiff:
+        return pairs_diff(self.running, target)
+
+
+@pytest.mark.parametrize(("restores", "raises", "unreadable", "left", "send_error", "read_error"), [
+    (True, False, False, (), False, False),
+    (True, True, False, (), True, False),  # said it failed, did its work: what is read back counts
+    (False, False, False, ("ip route 10.9.0.0/16 blackhole",), False, False),  # quiet and incomplete
+    (False, True, True, (), True, True),  # nothing is known: neither restored nor named as left
+], ids=["restored", "error-but-restored", "left-behind", "unreadable"])
+def test_put_back_reads_back_what_is_left(restores: bool, raises: bool, unreadable: bool, left: tuple[str, ...],
+                                          send_error: bool, read_error: bool) -> None:
+    device = _Restorable(factory(TALO), restores=restores, raises=raises, unreadable=unreadable)
+    back = wan.put_back(device, device.saved, device.send)  # type: ignore[arg-type]
+    assert back.left.remove == left and back.left.add == ()
+    assert (back.send_error is not None, back.read_error is not None) == (send_error, read_error)
