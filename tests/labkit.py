@@ -63,14 +63,15 @@ def module_lab_names(suffix: str, octet_variable: str, offset: int,
     """Prefix and management octet of a module's own lab, beside the session's (whose names it extends).
 
     The octet is `octet_variable` if set, else the session's octet plus `offset` (modulo 256), so
-    the session's lab and every module's lab can be up at once without meeting.
+    the session's lab and every module's lab can be up at once without meeting. The session's
+    prefix is cut so the whole stays within a lab prefix's six characters.
 
-    >>> module_lab_names("c", "OCTET_CYCLE", 64, {"DZOPS_TEST_LAB_PREFIX": "h16", "DZOPS_TEST_LAB_OCTET": "61"})
-    ('h16c', 125)
-    >>> module_lab_names("w", "OCTET_W", 128, {"OCTET_W": "62"})
-    ('dztw', 62)
+    >>> module_lab_names("m", "OCTET_CYCLE", 64, {"DZOPS_TEST_LAB_PREFIX": "h16", "DZOPS_TEST_LAB_OCTET": "61"})
+    ('h16m', 125)
+    >>> module_lab_names("w", "OCTET_W", 128, {"OCTET_W": "62", "DZOPS_TEST_LAB_PREFIX": "abcdef"})
+    ('abcdew', 62)
     """
-    prefix = environ.get("DZOPS_TEST_LAB_PREFIX", "dzt") + suffix
+    prefix = environ.get("DZOPS_TEST_LAB_PREFIX", "dzt")[:6 - len(suffix)] + suffix
     octet = environ.get(octet_variable) or (int(environ.get("DZOPS_TEST_LAB_OCTET", "99")) + offset) % 256
     return prefix, int(octet)
 

@@ -8,9 +8,9 @@ hand is named and `drift --remediate` puts it back) and diagram. Expected counts
 come from the inventory. Last, a hop in the middle of a three-hop spur is cut: the goal check
 names it. The lab is removed at the end, with the same leftover check as the session's.
 
-Lab names: `<DZOPS_TEST_LAB_PREFIX>c`, management 10.<DZOPS_TEST_LAB_OCTET_WANGDUE_CYCLE>.0.0/24
-(else the session octet + 64, modulo 256), so it never meets the session's lab nor
-test_routing_lab's (`<prefix>w`, octet + 128).
+Lab names: `<DZOPS_TEST_LAB_PREFIX>m`, management 10.<DZOPS_TEST_LAB_OCTET_WANGDUE_CYCLE>.0.0/24
+(else the session octet + 64, modulo 256), so it never meets the session's lab, test_routing_lab's
+(`<prefix>w`, octet + 128) nor test_remediate_lab's (`<prefix>c`, octet + 100).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def cycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cycle]:
     from dzops.plan.ap import access_points_in_scope
     from dzops.plan.wan import links_in_scope
 
-    prefix, octet = module_lab_names("c", "DZOPS_TEST_LAB_OCTET_WANGDUE_CYCLE", 64)
+    prefix, octet = module_lab_names("m", "DZOPS_TEST_LAB_OCTET_WANGDUE_CYCLE", 64)
     root = tmp_path_factory.mktemp("wangdue-cycle")
     with sample_lab(root, WANGDUE, prefix, octet) as handle:
         _operations_outside_the_lab(handle.inventory_dir, root)
