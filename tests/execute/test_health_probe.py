@@ -251,7 +251,10 @@ def test_a_silent_target_is_asked_once_more_alone_before_the_link_is_down(world:
     assert "no echo reply" in results["link:hq-talo"].message
     assert results["link:hq-barp"].status == "up"
     retries = [line for line in world.stubs.pings() if line.endswith("-W 2")]
-    assert sorted(retries) == sorted([f"{HQ} {talo_end} -W 2", f"{TALO} {hq_end} -W 2"])
+    # both silent ends were asked again alone (a live target is asked again only if its block went
+    # missing, e.g. a fork refused on a machine out of processes: that is what the retry is for)
+    assert {f"{HQ} {talo_end} -W 2", f"{TALO} {hq_end} -W 2"} <= set(retries)
+    assert len(retries) < len(world.stubs.pings()) // 4  # not a second round for everyone
 
 
 def test_a_router_without_the_access_role_runs_nothing_and_is_named(world: World) -> None:
