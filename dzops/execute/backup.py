@@ -17,6 +17,7 @@ import io
 import logging
 import shlex
 import tarfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,6 +276,9 @@ def collect(inventory: Inventory, hosts: list[str], *, intended: dict[str, str] 
     report = progress or (lambda _host, _message: None)
     intended = intended or {}
     started: dict[str, tuple[Any, Any]] = {}
+    waiting: list[str] = []  # started probes not read yet, oldest first
+    finished: dict[str, DeviceBackup] = {}
+    lock = threading.Lock()
 
     def done(result: DeviceBackup) -> DeviceBackup:
         if each is not None:
@@ -299,9 +303,22 @@ def collect(inventory: Inventory, hosts: list[str], *, intended: dict[str, str] 
                 backup.status, backup.error = "failed", str(exc)
                 return done(backup)
             if probe is not None:
-                started[host] = probe
+                with lock:
+                    started[host] = probe
+                    waiting.append(host)
+                read_finished()
                 return None
         return done(collect_one(inventory, host, intended.get(host)))
+
+    def read_finished(most: int = 2) -> None:
+        """Read a few probes that have already finished, between logins: their reading and
+        scrubbing overlap the logins still to come instead of following them all."""
+        with lock:
+            ready = [h for h in waiting if started[h][1].ready()][:most]
+            for host in ready:
+                waiting.remove(host)
+        for host in ready:
+            finished[host] = second(host)
 
     def second(host: str) -> DeviceBackup:
         session, pending = started[host]
@@ -317,6 +334,5 @@ def collect(inventory: Inventory, hosts: list[str], *, intended: dict[str, str] 
         return done(backup)
 
     results = fan_out(first, hosts, forks=workers)
-    pending = [host for host, result in zip(hosts, results, strict=True) if result is None]
-    read = dict(zip(pending, fan_out(second, pending, forks=workers), strict=True))
-    return [result if result is not None else read[host] for host, result in zip(hosts, results, strict=True)]
+    finished.update(zip(waiting, fan_out(second, list(waiting), forks=workers), strict=True))
+    return [result if result is not None else finished[host] for host, result in zip(hosts, results, strict=True)]

@@ -448,6 +448,10 @@ class Pending:
         self.session, self.command, self.timeout = session, command, timeout
         self._stdout, self._stderr = stdout, stderr
 
+    def ready(self) -> bool:
+        """Whether the command has finished, so `result()` will not wait (never blocks)."""
+        return self._stdout is not None and self._stdout.channel.exit_status_ready()
+
     def result(self) -> tuple[int, str, str]:
         import paramiko
 
