@@ -10,6 +10,8 @@ Set DZOPS_TEST_LAB_PREFIX / DZOPS_TEST_LAB_OCTET to run two test sessions side b
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,11 @@ from tests.labkit import SAMPLE, LabHandle, sample_lab
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs root and shares the session's virtual lab")
+    # The inventory load cache and other private state of the commands under test stay in the
+    # session's own folder (subprocesses inherit it), never in the officer's ~/.local/state/dzops.
+    if "DZOPS_STATE_DIR" not in os.environ:
+        os.environ["DZOPS_STATE_DIR"] = tempfile.mkdtemp(prefix="dzops-test-state-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop("DZOPS_STATE_DIR"), ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
