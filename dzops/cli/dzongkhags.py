@@ -126,11 +126,18 @@ def run_each(ctx: Any, once: Callable[[], Any]) -> None:
     if base.retry_failed:
         raise UsageError("--retry-failed names a run of one Dzongkhag's ledger: give that Dzongkhag's inventory alone")
     inventories = list(base.dzongkhags)
+    runs = [dataclasses.replace(base, inventory=inventory, dzongkhags=(), _inventory_cache=None, _declared_cache=None)
+            for inventory in inventories]
+    limits = _scoped_limits(base.limit, runs) if base.limit else [None] * len(runs)
     outcomes = []
-    for label, inventory in zip(labels(inventories), inventories, strict=True):
+    for label, inventory, settings, limit in zip(labels(inventories), inventories, runs, limits, strict=True):
         say(f"dzops: == {label} ({inventory}) ==")
-        ctx.obj = dataclasses.replace(base, inventory=inventory, dzongkhags=(), _inventory_cache=None,
-                                      _declared_cache=None)
+        if base.limit and limit is None:
+            say(f"dzops: --limit selects no host of {label}: nothing to do there")
+            name = getattr(getattr(settings._inventory_cache, "dzongkhag", None), "name", None)
+            outcomes.append(Outcome(label, inventory, 0, "", name))
+            continue
+        ctx.obj = dataclasses.replace(settings, limit=limit)
         code, stdout = _run_one(once)
         loaded = ctx.obj._inventory_cache
         name = getattr(getattr(loaded, "dzongkhag", None), "name", None)
@@ -148,6 +155,30 @@ def run_each(ctx: Any, once: Callable[[], Any]) -> None:
     failing = [o.label for o in outcomes if o.code]
     say(f"dzops: {len(outcomes)} Dzongkhags, exit {overall}" + (f" (not ok: {', '.join(failing)})" if failing else ""))
     raise typer.Exit(overall)
+
+
+def _scoped_limits(limit: str, runs: list[Any]) -> list[str | None]:
+    """Each Dzongkhag's share of one --limit: a host or group of another Dzongkhag is no error here,
+    only a pattern that matches in none of them (as it would be for one inventory). None: out of scope.
+    A Dzongkhag whose inventory does not load keeps the limit as given: its own run reports the problem.
+    """
+    from dzops.exceptions import DzopsError, UsageError
+    from dzops.inventory.limit import scoped_limit, unmatched_patterns
+
+    unmatched: list[set[str] | None] = []
+    for settings in runs:
+        try:
+            unmatched.append(set(unmatched_patterns(settings.load_inventory(), limit)))
+        except UsageError:
+            raise
+        except DzopsError:
+            unmatched.append(None)
+    loaded = [u for u in unmatched if u is not None]
+    nowhere = sorted(set.intersection(*loaded)) if loaded and len(loaded) == len(unmatched) else []
+    if nowhere:
+        raise UsageError(f"--limit: no host or group matches {', '.join(repr(p) for p in nowhere)} "
+                         "in any of the inventories")
+    return [limit if u is None else scoped_limit(limit, u) for u in unmatched]
 
 
 def _parsed(stdout: str) -> Any:

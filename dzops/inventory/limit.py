@@ -65,6 +65,43 @@ def _matches(manager: Any, pattern: str) -> list[str]:
         constants.HOST_PATTERN_MISMATCH = saved
 
 
+def unmatched_patterns(inventory: Any, limit: str) -> list[str]:
+    """The limit's patterns (`&`/`!` kept) that match no host of this inventory."""
+    from ansible.errors import AnsibleError
+
+    manager = _manager(inventory)
+    try:
+        manager.subset(limit)
+    except AnsibleError as exc:
+        raise UsageError(f"--limit: {exc.message}") from None
+    return [p for p in manager._subset if p and not set(_matches(manager, p)) & inventory.devices.keys()]
+
+
+def scoped_limit(limit: str, unmatched: set[str]) -> str | None:
+    """The limit one of several Dzongkhags runs with, given its patterns that match none of its hosts;
+    None when the limit selects nothing there (that Dzongkhag is out of scope).
+
+    A name or group absent here adds nothing (dropped) and excludes nothing (`!x` dropped); an
+    intersection with it (`&x`) leaves nothing. `@file` lists are kept as given.
+
+    >>> scoped_limit("gewog-talo-rtr1,wangdue-hq-rtr1", {"wangdue-hq-rtr1"})
+    'gewog-talo-rtr1'
+    >>> scoped_limit("routers:!gewog-talo-*", {"!gewog-talo-*"}), scoped_limit("routers:&site_talo", {"&site_talo"})
+    ('routers', None)
+    >>> scoped_limit("gewog-talo-rtr1", {"gewog-talo-rtr1"}), scoped_limit("@hosts.txt", set())
+    (None, '@hosts.txt')
+    """
+    patterns = limit_names(limit)
+    if any(p.startswith("@") for p in patterns):
+        return limit
+    if any(p in unmatched for p in patterns if p.startswith("&")):
+        return None
+    kept = [p for p in patterns if p not in unmatched]
+    if not any(not p.startswith(("&", "!")) for p in kept):
+        return None
+    return ",".join(kept)
+
+
 def select_hosts(inventory: Any, limit: str | None) -> list[str]:
     """Hosts a --limit selects (every host without one), in inventory order.
 

@@ -92,6 +92,37 @@ def test_show_per_dzongkhag_text_with_one_summary() -> None:
     assert "dzops: 2 Dzongkhags, exit 0" in run.stderr
 
 
+@pytest.mark.parametrize(("limit", "in_punakha", "in_wangdue"), [
+    ("punakha-hq-rtr1", ["punakha-hq-rtr1"], None),  # a host of one Dzongkhag: the other is out of scope
+    ("routers,!punakha-hq-rtr1", "not:punakha-hq-rtr1", "all"),  # excluding a name absent there excludes nothing
+    ("routers:&site_talo", "talo-router", None),  # an intersection with a group absent there leaves nothing there
+])
+def test_a_limit_is_shared_out_between_dzongkhags(limit: str, in_punakha: object, in_wangdue: object) -> None:
+    run = dzops(REPO, "--json", "-i", str(PUNAKHA), "-i", str(WANGDUE), "--limit", limit, "inventory", "show")
+    assert run.code == ExitCode.OK, run.text
+    data = json.loads(run.stdout)
+    punakha, wangdue = (data[k]["output"] for k in ("inventory", "wangdue"))
+    assert [d["exit_code"] for d in data.values()] == [0, 0]
+    hosts = sorted(punakha["devices"])
+    if isinstance(in_punakha, list):
+        assert hosts == in_punakha
+    elif in_punakha == "not:punakha-hq-rtr1":
+        assert hosts and "punakha-hq-rtr1" not in hosts
+    else:
+        assert hosts == ["gewog-talo-rtr1"]  # the one router of site_talo
+    if in_wangdue is None:
+        assert wangdue is None  # nothing ran there
+        assert "--limit selects no host of wangdue" in run.stderr
+    else:
+        assert wangdue["devices"] and not any(h.startswith("punakha") for h in wangdue["devices"])
+
+
+def test_a_limit_that_matches_in_no_dzongkhag_is_refused() -> None:
+    run = dzops(REPO, "-i", str(PUNAKHA), "-i", str(WANGDUE), "--limit", "routers,no-such-host", "inventory", "show")
+    assert run.code == ExitCode.USAGE, run.text
+    assert "no host or group matches 'no-such-host' in any of the inventories" in run.stderr
+
+
 def test_the_worst_exit_code_wins_and_every_dzongkhag_still_runs(tmp_path: Path) -> None:
     parent = tmp_path / "dzongkhags"
     shutil.copytree(WANGDUE, parent / "broken")
