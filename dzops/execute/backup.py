@@ -334,5 +334,6 @@ def collect(inventory: Inventory, hosts: list[str], *, intended: dict[str, str] 
         return done(backup)
 
     results = fan_out(first, hosts, forks=workers)
-    finished.update(zip(waiting, fan_out(second, list(waiting), forks=workers), strict=True))
+    if waiting:
+        finished.update(zip(waiting, fan_out(second, list(waiting), forks=workers), strict=True))
     return [result if result is not None else finished[host] for host, result in zip(hosts, results, strict=True)]
