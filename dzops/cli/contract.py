@@ -27,6 +27,7 @@ NO_DIFF_READ_ONLY = "it changes nothing, so there is no diff to show"
 WHOLE_INVENTORY_LAB = "the lab is always the whole inventory (use --limit on the commands you rehearse)"
 CRONTAB_ONLY = "it reads only the crontab; the scheduled run opens the vault (give it to `schedule install`)"
 CRONTAB_ENTRIES = "cron entries are per job and inventory, not per host"
+DATA_BACKUP_READS = "it only reads the repository (after preparing the server's access to it): there is nothing to skip"
 
 
 def _refusing(**reasons: str) -> dict[str, str | None]:
@@ -81,6 +82,16 @@ CONTRACT: dict[str, dict[str, str | None]] = {
                              check="it writes only the page, to the --output folder it is given",
                              diff="a status page has no configuration diff",
                              json="it writes HTML to --output"),
+    # --check on run lists what each server would back up and runs nothing.
+    "data-backup run": _refusing(diff="a backup has no configuration diff; `dzops data-backup list` shows its snapshots"),
+    "data-backup list": _refusing(check=DATA_BACKUP_READS, diff=NO_DIFF_READ_ONLY),
+    "data-backup restore": _refusing(
+        limit="it restores on the one SERVER it names",
+        check="`dzops data-backup verify` is the restore rehearsal (into scratch, dropped afterwards)",
+        diff="a restore has no configuration diff"),
+    "data-backup verify": _refusing(check="it restores only into scratch databases and directories it drops again",
+                                    diff="a restore test has no configuration diff"),
+    "data-backup check": _refusing(check=DATA_BACKUP_READS, diff=NO_DIFF_READ_ONLY),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
                         limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff"),
 }
