@@ -97,10 +97,14 @@ def record_from_events(events: list[Any]) -> dict[str, Any] | None:
 
 def _unreachable_error(event: Any) -> str:
     """Which machine did not answer: the server itself, or (a delegated task) its repository server."""
-    message = str(event.result.get("msg") or "no answer").strip().splitlines()
-    delegated = (event.result.get("_ansible_delegated_vars") or {}).get("ansible_delegated_host")
-    who = f"repository server {delegated}" if delegated else "server"
-    return f"{who} unreachable ({event.task}): {message[0] if message else ''}"
+    result = event.result
+    failed = [item for item in result.get("results") or [] if isinstance(item, dict) and item.get("unreachable")]
+    detail = failed[0] if failed else result
+    message = str(detail.get("msg") or "no answer").strip().splitlines()
+    delegated = (detail.get("_ansible_delegated_vars") or {}).get("ansible_delegated_host")
+    item = detail.get("item") if isinstance(detail.get("item"), dict) else {}
+    who = f"repository server {delegated or item.get('host')}" if delegated or item.get("host") else "server"
+    return f"{who} unreachable ({event.task}): {message[0] if message else 'no answer'}"
 
 
 def run_action(

@@ -172,3 +172,19 @@ def latest_summary(report_dir: Path | None) -> str:
             continue
         parts.append(render_text(report).rstrip())
     return ("Data backups (newest runs)\n\n" + "\n\n".join(parts) + "\n") if parts else ""
+
+
+def with_latest(text: str, html: str, report_dir: Path | None) -> tuple[str, str]:
+    """The weekly report mail's text and HTML with the newest data-backup results appended.
+
+    >>> with_latest("drift", "<html><body><p>drift</p></body></html>", None)
+    ('drift', '<html><body><p>drift</p></body></html>')
+    """
+    from html import escape
+
+    summary = latest_summary(report_dir)
+    if not summary:
+        return text, html
+    block = f'<h2>Data backups</h2>\n<pre>{escape(summary)}</pre>\n'
+    html = html.replace("</body>", block + "</body>", 1) if "</body>" in html else html + block
+    return f"{text.rstrip()}\n\n{summary}", html

@@ -22,10 +22,10 @@ def run(argv, stdin=None):
     return subprocess.run(argv, stdin=stdin, capture_output=True, text=True, check=True).stdout
 
 
-def dump_rows_postgresql(dump):
+def rows_in_copy_sql(lines):
+    """Rows per table in pg_restore's SQL output: the lines of each COPY ... FROM stdin block."""
     counts, table = {}, None
-    proc = subprocess.Popen(["pg_restore", "-f", "-", dump], stdout=subprocess.PIPE, text=True)
-    for line in proc.stdout:
+    for line in lines:
         line = line.rstrip("\n")
         if table is None:
             match = COPY.match(line)
@@ -36,6 +36,12 @@ def dump_rows_postgresql(dump):
             table = None
         else:
             counts[table] += 1
+    return counts
+
+
+def dump_rows_postgresql(dump):
+    proc = subprocess.Popen(["pg_restore", "-f", "-", dump], stdout=subprocess.PIPE, text=True)
+    counts = rows_in_copy_sql(proc.stdout)
     if proc.wait() != 0:
         raise RuntimeError("pg_restore could not read the dump")
     return counts
