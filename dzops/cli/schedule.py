@@ -14,13 +14,13 @@ from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 from dzops.scrub import egress
 
-app = DzopsTyper(help="Run dzops jobs (patch, drift, backup, health) from cron, one at a time.", no_args_is_help=True,
+app = DzopsTyper(help="Run dzops jobs (patch, drift, backup, health, data-backup, data-backup-check) from cron, one at a time.", no_args_is_help=True,
                  rich_markup_mode=None)
 
 # Tests (and careful officers) point this at a file instead of the user's real crontab.
 CrontabOption = Annotated[Path | None, typer.Option("--crontab", envvar="DZOPS_CRONTAB", hidden=True, metavar="FILE",
                                                        help="Edit this crontab file instead of the user's crontab.")]
-JobArgument = Annotated[str, typer.Argument(metavar="JOB", autocompletion=complete.jobs, help="patch, drift, backup or health.")]
+JobArgument = Annotated[str, typer.Argument(metavar="JOB", autocompletion=complete.jobs, help="patch, drift, backup, health, data-backup or data-backup-check.")]
 
 
 @app.command()
