@@ -143,6 +143,9 @@ def run_action(
             result.data = record
             if record.get("error") and result.status == "failed":
                 result.error = f"{record.get('action', action)}: {str(record['error']).splitlines()[-1]}"
+            if record.get("unreachable") and result.status == "failed":  # restic's ssh found no one there
+                last = str(record.get("error") or "no answer").splitlines()[-1]
+                result.status, result.error = "unreachable", f"repository server {record['unreachable']} unreachable: {last}"
         run.hosts.append(result)
     run.finished = _now()
     return run

@@ -94,6 +94,20 @@ def test_the_record_of_the_last_event_is_the_host_data(inventory: Any, monkeypat
     assert host.status == "failed" and host.data == record and host.error == "verify: verify failed: /srv/share"
 
 
+def test_restic_finding_no_repository_server_makes_the_host_unreachable(inventory: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    record = {"action": "backup", "ok": False, "unreachable": "punakha-hq-web1",
+              "error": "repository sftp:x: subprocess ssh: ssh: connect to host 10.30.0.22 port 22: Connection refused\n"
+                       "Fatal: unable to open repository"}
+    events = [_event("Record the failure", "ok", {"ansible_facts": {"dz_data_backup_record": record}})]
+    run = PlaybookRun(playbook="data_backup.yml", status="failed", rc=2,
+                      hosts={SRV: HostResult(host=SRV, status="failed", error="x")}, events=events)
+    monkeypatch.setattr("dzops.execute.ansible.run_playbook", lambda *a, **k: run)
+    [host] = data_backup.run_action(inventory, "backup").hosts
+    assert host.status == "unreachable"
+    assert host.error == "repository server punakha-hq-web1 unreachable: Fatal: unable to open repository"
+
+
 def test_unknown_action_is_refused(inventory: Any) -> None:
     with pytest.raises(UsageError, match="unknown data-backup action 'prune'"):
         data_backup.run_action(inventory, "prune")
