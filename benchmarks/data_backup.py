@@ -73,6 +73,7 @@ def console(lab, node: str, script: str, timeout: float = 3600) -> str:
 HAND = f"""
 set -e
 export RESTIC_PASSWORD_FILE=/etc/dzops/data-backup/password
+export TMPDIR=/var/tmp  # as dzops does: the lab's /tmp is a 64 MB tmpfs, too small for restic's packs
 sftp='sftp.command=ssh -F /etc/dzops/data-backup/ssh_config dz-repo-{WEB} -s sftp'
 restic -q -r sftp:dz-repo-{WEB}:{HAND_REPO} -o "$sftp" init >/dev/null
 runuser -u postgres -- pg_dump -Fc dzongkhag > /var/backups/by-hand.dump
@@ -130,10 +131,11 @@ def main() -> int:
             console(lab, WEB, f"rm -rf {DZOPS_REPO} {HAND_REPO} && install -d -o dzbackup -g dzbackup -m 0700 "
                               f"{DZOPS_REPO} {HAND_REPO}")
             ours.append(dzops_run())
+            print(f"round {n + 1}: dzops {ours[-1]:.1f} s", file=sys.stderr)
             start = time.perf_counter()
             console(lab, SRV, HAND)
             hand.append(time.perf_counter() - start)
-            print(f"round {n + 1}: dzops {ours[-1]:.1f} s, by hand {hand[-1]:.1f} s", file=sys.stderr)
+            print(f"round {n + 1}: by hand {hand[-1]:.1f} s", file=sys.stderr)
         mine, theirs = statistics.median(ours), statistics.median(hand)
         print(f"dzops data-backup run: {mine:.1f} s (median of {args.runs})")
         print(f"pg_dump + restic backup by hand: {theirs:.1f} s (median of {args.runs})")
