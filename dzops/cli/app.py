@@ -16,6 +16,7 @@ import typer
 
 from dzops.cli import backup as backup_cmd
 from dzops.cli import complete
+from dzops.cli import data_backup as data_backup_cmd
 from dzops.cli import diagram as diagram_cmd
 from dzops.cli import docs as docs_cmd
 from dzops.cli import doctor as doctor_cmd
@@ -72,6 +73,7 @@ app.command("patch", rich_help_panel="Keep servers patched")(patch_cmd.patch)
 app.add_typer(user_cmd.app, name="user", rich_help_panel="Staff accounts everywhere")
 app.command("backup", rich_help_panel="Back up configs, report drift")(backup_cmd.backup)
 app.command("drift", rich_help_panel="Back up configs, report drift")(drift_cmd.drift)
+app.add_typer(data_backup_cmd.app, name="data-backup", rich_help_panel="Back up configs, report drift")
 app.add_typer(schedule_cmd.app, name="schedule", rich_help_panel="Run jobs from cron")
 app.command("diagram", rich_help_panel="Document the network")(diagram_cmd.diagram)
 app.command("docs", rich_help_panel="Document the network")(docs_cmd.docs)

@@ -31,6 +31,7 @@ LEDGER_READ_ONLY = "it only reads the run ledger: nothing runs, so nothing could
 LEDGER_NO_DIFF = "it reads the ledger; `dzops runs show ID` prints each device's recorded diff"
 # Several inventories run a command once per Dzongkhag (dzops.cli.dzongkhags); these cannot.
 ONE_LAB = "a lab is a copy of one Dzongkhag: give that Dzongkhag's inventory alone"
+DATA_BACKUP_READS = "it only reads the repository (after preparing the server's access to it): there is nothing to skip"
 
 
 def _refusing(**reasons: str) -> dict[str, str | None]:
@@ -96,6 +97,17 @@ CONTRACT: dict[str, dict[str, str | None]] = {
     "runs": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF),
     "runs show": _refusing(check=LEDGER_READ_ONLY, diff=LEDGER_NO_DIFF,
                            dzongkhags="a run ID belongs to one Dzongkhag's ledger"),
+    # --check on run lists what each server would back up and runs nothing.
+    "data-backup run": _refusing(diff="a backup has no configuration diff; `dzops data-backup list` shows its snapshots"),
+    "data-backup list": _refusing(check=DATA_BACKUP_READS, diff=NO_DIFF_READ_ONLY),
+    "data-backup restore": _refusing(
+        limit="it restores on the one SERVER it names",
+        check="`dzops data-backup verify` is the restore rehearsal (into scratch, dropped afterwards)",
+        diff="a restore has no configuration diff",
+        dzongkhags="it restores on the one SERVER it names, of one Dzongkhag"),
+    "data-backup verify": _refusing(check="it restores only into scratch databases and directories it drops again",
+                                    diff="a restore test has no configuration diff"),
+    "data-backup check": _refusing(check=DATA_BACKUP_READS, diff=NO_DIFF_READ_ONLY),
     "doctor": _refusing(vault_password_file="it checks this machine; it opens no inventory or vault",
                         limit="it checks this machine, not hosts", diff="it changes nothing, so there is no diff",
                         dzongkhags="it checks this machine once, not an inventory"),

@@ -191,9 +191,12 @@ def drift(
 
     mail_failed = False
     if email:
+        from dzops.report.data_backup import with_latest
         from dzops.report.mail import compose, deliver
 
-        message = compose(inventory.mail, report.subject(result), text, html)
+        # The weekly mail also says how the servers' data backups went (newest saved runs).
+        mail_text, mail_html = with_latest(text, html, inventory.report_dir)
+        message = compose(inventory.mail, report.subject(result), mail_text, mail_html)
         try:
             sent = deliver(inventory.mail, message, report_dir / "outbox")
             say(f"dzops: mailed {len(sent)} report(s) to {', '.join(inventory.mail.recipients)}")

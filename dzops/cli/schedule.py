@@ -14,13 +14,13 @@ from dzops.cli.help import DzopsTyper
 from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 from dzops.scrub import egress
 
-app = DzopsTyper(help="Run dzops jobs (patch, drift, backup, health) from cron, one at a time.", no_args_is_help=True,
+app = DzopsTyper(help="Run dzops jobs (patch, drift, backup, health, data-backup, data-backup-check) from cron, one at a time.", no_args_is_help=True,
                  rich_markup_mode=None)
 
 # Tests (and careful officers) point this at a file instead of the user's real crontab.
 CrontabOption = Annotated[Path | None, typer.Option("--crontab", envvar="DZOPS_CRONTAB", hidden=True, metavar="FILE",
                                                        help="Edit this crontab file instead of the user's crontab.")]
-JobArgument = Annotated[str, typer.Argument(metavar="JOB", autocompletion=complete.jobs, help="patch, drift, backup or health.")]
+JobArgument = Annotated[str, typer.Argument(metavar="JOB", autocompletion=complete.jobs, help="patch, drift, backup, health, data-backup or data-backup-check.")]
 
 
 @app.command()
@@ -46,11 +46,13 @@ def install(
     settings: Settings = ctx.obj
     schedule.check_job(job)
     inventory = settings.load_inventory()
-    cron = cron or getattr(inventory.schedules, job)
+    cron = cron or getattr(inventory.schedules, job.replace("-", "_"), None)
     if not cron:
-        raise UsageError(f"no --cron given and no schedules.{job} in the inventory")
-    if _command_exists(job):  # a job that would refuse these options every night is refused now
-        check_contract(job, [o for o in given(ctx, settings) if o == "limit"] + (["check"] if check_runs else []))
+        raise UsageError(f"no --cron given and no schedules.{job.replace('-', '_')} in the inventory")
+    command = schedule.JOB_COMMANDS.get(job, [job])
+    if _command_exists(command[0]):  # a job that would refuse these options every night is refused now
+        check_contract(" ".join(command),
+                       [o for o in given(ctx, settings) if o == "limit"] + (["check"] if check_runs else []))
     if check_runs and job == "drift":  # drift's --check belongs to --remediate, which cron never runs
         raise UsageError("--check-runs is not supported by `dzops schedule install drift`: a drift report changes "
                          "no device")
@@ -284,10 +286,12 @@ def _run_other(settings: Settings, job: str) -> tuple[ExitCode, str]:
     import sys
 
     from dzops.exceptions import UsageError
+    from dzops.execute.schedule import JOB_COMMANDS
 
-    if not _command_exists(job):
+    command = JOB_COMMANDS.get(job, [job])
+    if not _command_exists(command[0]):
         raise UsageError(f"`dzops {job}` does not exist in this version yet: nothing to run")
-    argv = [sys.executable, "-m", "dzops", "-i", str(settings.inventory), *passed_options(settings), job]
+    argv = [sys.executable, "-m", "dzops", "-i", str(settings.inventory), *passed_options(settings), *command]
     from dzops.state.lock import held_job_locks
 
     # The child runs under this run's job lock: it gets the locked descriptor (see dzops.state.lock).

@@ -24,7 +24,9 @@ from typing import Any
 from dzops.exceptions import UsageError
 from dzops.state import job_lock, private_dir
 
-JOBS = ("patch", "drift", "backup", "health")
+JOBS = ("patch", "drift", "backup", "health", "data-backup", "data-backup-check")
+# A job that is not a command of its own name: the dzops command line it runs.
+JOB_COMMANDS = {"data-backup": ["data-backup", "run"], "data-backup-check": ["data-backup", "check"]}
 TAG = "dzops"
 ALREADY_RUNNING_CODE = 8  # dzops.cli.exit_codes.ExitCode.ALREADY_RUNNING (execute never imports cli)
 

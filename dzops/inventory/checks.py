@@ -416,10 +416,52 @@ def check_host_addresses(inv: Inventory, w: _Where) -> Iterator[Problem]:
                             w.host_var(d.name, "ansible_host"))
 
 
+def check_data_backups(inv: Inventory, w: _Where) -> Iterator[Problem]:
+    """A repository server must be another inventory server; each database and path backed up once."""
+    for d in inv.devices.values():
+        backup = d.data_backups
+        if backup is None:
+            continue
+        if d.function != "servers":
+            yield w.problem("data_backups belong to servers (group servers)", d.name, "data_backups",
+                            w.host_var(d.name, "data_backups"))
+        for index, repo in enumerate(backup.repositories):
+            at = w.host_var(d.name, "data_backups", "repositories", index, "host")
+            field = f"data_backups.repositories.{index}.host"
+            if repo.host is None:
+                continue
+            if repo.host == d.name:
+                yield w.problem("the repository is on the server it backs up: a lost disk would take both",
+                                d.name, field, at)
+            elif repo.host not in inv.devices and not w.is_host(repo.host):
+                yield w.problem(f"unknown host '{repo.host}'", d.name, field, at)
+            elif repo.host in inv.devices and inv.devices[repo.host].function != "servers":
+                yield w.problem(f"'{repo.host}' is not in group servers (restic needs SFTP on a Linux server)",
+                                d.name, field, at)
+        seen: set[tuple[str, str]] = set()
+        for index, db in enumerate(backup.databases):
+            if (db.engine, db.name) in seen:
+                yield w.problem(f"{db.engine} database '{db.name}' is listed twice", d.name,
+                                f"data_backups.databases.{index}",
+                                w.host_var(d.name, "data_backups", "databases", index, "name"))
+            seen.add((db.engine, db.name))
+        paths: set[str] = set()
+        for index, item in enumerate(backup.paths):
+            if item.path in paths:
+                yield w.problem(f"path '{item.path}' is listed twice", d.name, f"data_backups.paths.{index}",
+                                w.host_var(d.name, "data_backups", "paths", index, "path"))
+            if item.path == backup.staging or backup.staging.startswith(item.path.rstrip("/") + "/"):
+                yield w.problem(f"path '{item.path}' holds the staging directory {backup.staging}: the dumps "
+                                "would be stored twice", d.name, f"data_backups.paths.{index}",
+                                w.host_var(d.name, "data_backups", "paths", index, "path"))
+            paths.add(item.path)
+
+
 CHECKS: tuple[Check, ...] = (
     check_platforms, check_sites, check_management_addresses, check_overlaps, check_link_ends,
     check_device_references, check_ssid_profiles, check_users,
     check_user_credentials, check_radios, check_wan_subnets, check_ospf, check_host_addresses,
+    check_data_backups,
 )
 
 

@@ -54,6 +54,7 @@ HOST_KEYS = {
     "health_thresholds": "dzops_health_thresholds",
     "ospf_area": "ospf_area",
     "gateway": "gateway",
+    "data_backups": "data_backups",
 }
 SECRET_SUFFIXES = ("password", "passwd", "_pass", "psk", "secret", "passphrase", "community", "private_key",
                    "password_hash")

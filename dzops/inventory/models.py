@@ -193,6 +193,98 @@ class HealthSettings(Model):
     pings: Annotated[int, Field(ge=1, le=100)] = 5  # echo requests per link direction
 
 
+def absolute_path(value: str) -> str:
+    """A path on a server as backup tools take it: absolute, normalised, no `..`.
+
+    >>> absolute_path("/srv/share")
+    '/srv/share'
+    >>> absolute_path("srv/share")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be an absolute path without '..' or '//' (e.g. /srv/share)
+    """
+    parts = value.split("/")
+    if not value.startswith("/") or ".." in parts or "//" in value or (len(value) > 1 and value.endswith("/")):
+        raise ValueError("must be an absolute path without '..' or '//' (e.g. /srv/share)")
+    return value
+
+
+AbsolutePath = Annotated[Text, AfterValidator(absolute_path)]
+
+
+class BackupDatabase(Model):
+    """One database `dzops data-backup` dumps consistently before restic stores it."""
+
+    # a bare identifier: it becomes a file name and an argument of pg_dump / mariadb-dump
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+    engine: Literal["postgresql", "mariadb"]
+
+
+class BackupPath(Model):
+    path: AbsolutePath
+    # restic --exclude patterns (e.g. `*.tmp`, `/srv/share/cache`)
+    exclude: tuple[Annotated[Text, Field(min_length=1)], ...] = ()
+
+
+class BackupRepository(Model):
+    """Where restic keeps a server's snapshots: another server over SFTP, or a local disk."""
+
+    kind: Literal["sftp", "local"]
+    host: HostName | None = None  # sftp: the inventory server that holds the repository
+    path: AbsolutePath
+    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "dzbackup"  # sftp login on `host`
+
+    @model_validator(mode="after")
+    def _host_for_sftp(self) -> BackupRepository:
+        if self.kind == "sftp" and self.host is None:
+            raise ValueError("an sftp repository names the `host` (an inventory server) that keeps it")
+        if self.kind == "local" and self.host is not None:
+            raise ValueError("a local repository has no `host`: it is a directory on the server itself")
+        return self
+
+
+class BackupRetention(Model):
+    """restic forget --keep-daily/--keep-weekly/--keep-monthly."""
+
+    daily: Annotated[int, Field(ge=0, le=3650)] = 7
+    weekly: Annotated[int, Field(ge=0, le=520)] = 4
+    monthly: Annotated[int, Field(ge=0, le=240)] = 6
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> BackupRetention:
+        if not (self.daily or self.weekly or self.monthly):
+            raise ValueError("a retention that keeps nothing would delete every snapshot")
+        return self
+
+
+class DataBackup(Model):
+    """`data_backups` of a server: what restic backs up, where to, for how long."""
+
+    databases: tuple[BackupDatabase, ...] = ()
+    paths: tuple[BackupPath, ...] = ()
+    repositories: tuple[BackupRepository, ...]
+    retention: BackupRetention = BackupRetention()
+    password: SecretStr  # the restic repository password (Vault)
+    staging: AbsolutePath = "/var/backups/dzops-staging"  # database dumps before restic reads them
+
+    @field_validator("password")
+    @classmethod
+    def _password_usable(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 12:
+            raise ValueError("the repository password must be at least 12 characters")
+        if not value.get_secret_value().isprintable():
+            raise ValueError("the repository password must be one line without control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_back_up(self) -> DataBackup:
+        if not self.databases and not self.paths:
+            raise ValueError("data_backups names no database and no path")
+        if not 1 <= len(self.repositories) <= 2:
+            raise ValueError("data_backups needs one or two repositories (e.g. one over sftp, one local)")
+        return self
+
+
 class Device(Model):
     name: HostName
     site: Text
@@ -225,6 +317,7 @@ class Device(Model):
     services: tuple[Text, ...] = ()
     health_checks: tuple[HealthCheck, ...] = ()
     health_thresholds: HealthThresholds = HealthThresholds()
+    data_backups: DataBackup | None = None  # dzops data-backup: databases and paths restic keeps
 
 
 # kbit/s, written with a unit (512kbit, 10Mbit, 1Gbit); a plain number is Mbit/s (see dzops.bandwidth)
@@ -358,6 +451,8 @@ class Schedules(Model):  # cron expressions: a newline would add a crontab line
     drift: Text | None = None
     backup: Text | None = None
     health: Text | None = None
+    data_backup: Text | None = None
+    data_backup_check: Text | None = None  # restic check of the repositories, on its own schedule
 
 
 class Inventory(Model):

@@ -47,6 +47,9 @@ INCLUDE = (
     "hostapd",
     "procps",  # ps/pkill: what an admin (and sudo's tests) expect on a box
     "openvswitch-switch",  # switches' and APs' VLAN-aware br0 (user-space datapath: no 8021q here)
+    "postgresql",  # the HQ file-and-database server's databases (data-backup dumps them)
+    "mariadb-server",
+    "restic",  # present as on a server roles/dz_data_backup already ran on: lab nodes reach no mirror
 )
 # Bump when the build steps change in a way the package lists do not show.
 RECIPE_REVISION = 3

@@ -39,6 +39,7 @@ from dzops.lab import base_image as _base_image
 from dzops.lab import netns, routers
 from dzops.lab import node as _node
 from dzops.lab import pkgrepo as _pkgrepo
+from dzops.lab import sample_data as _sample_data
 from dzops.lab import smtp as _smtp
 from dzops.lab.spec import LabInterface, LabLink, LabNode, LabSpec
 
@@ -426,11 +427,20 @@ class Lab:
                     self._add_node_bridge(node, holder)
                 if daemon.name == "lldpd":
                     self._lldp_resume(node.name, holder)
+            databases = [s for s in node.services if s in _sample_data.DATABASE_SERVICES]
+            if node.kind == "server" and databases:
+                self._load_sample_data(node.name, holder, databases)
         except BaseException:
             _node.stop_node(record, node_dir)
             raise
         log.debug("node %s built (holder %d)", node.name, holder)
         return node_state
+
+    def _load_sample_data(self, node_name: str, holder: int, services: list[str]) -> None:
+        argv = netns.nsenter_argv(holder, ["/bin/sh", "-c", _sample_data.SCRIPT, "sample-data", *services])
+        proc = netns.run(argv, what=f"{node_name}: sample data", check=False)
+        if proc.returncode != 0:
+            raise LabError(f"{node_name}: sample data failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
 
     def _base_image(self) -> Path:
         return Path(self.spec.base_image_dir or _base_image.default_path())

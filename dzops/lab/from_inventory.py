@@ -152,6 +152,7 @@ def spec_from_inventory(inventory: Inventory, prefix: str | None = None, state_r
             else "",
             gateway=str(inventory.default_gateway(device.name) or "") if platform.lab_kind == "server" else "",
             stands_in_for=declared.get(device.name) or "",
+            services=tuple(device.services) if platform.lab_kind == "server" else (),
         ))
     known = {n.name for n in nodes}
     links = [link for link in links if link.a_node in known and link.b_node in known]

@@ -58,6 +58,8 @@ mkdir -m 0755 "$merged/dev/pts"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$merged/dev/pts"
 ln -s pts/ptmx "$merged/dev/ptmx"
 mkdir -m 1777 "$merged/dev/shm"
+# POSIX shared memory, as a real box has it (PostgreSQL's parallel queries take their segments here).
+mount -t tmpfs -o nosuid,nodev,mode=1777,size=128m tmpfs "$merged/dev/shm"
 ln -s /proc/self/fd "$merged/dev/fd"
 ln -s /proc/self/fd/0 "$merged/dev/stdin"
 ln -s /proc/self/fd/1 "$merged/dev/stdout"

@@ -131,6 +131,8 @@ def daemons_for(node: LabNode) -> list[Daemon]:
     if node.kind in ("switch", "ap"):
         result += [_ovs_daemon("ovsdb-server", "--no-ovs-vswitchd"), _ovs_daemon("ovs-vswitchd", "--no-ovsdb-server")]
     result += [sshd, lldpd]
+    if node.kind == "server":
+        result += [DATABASE_DAEMONS[service] for service in node.services if service in DATABASE_DAEMONS]
     if node.kind == "ap":
         result.append(Daemon("hostapd", ("/bin/sh", "-c", _HOSTAPD_START), HOSTAPD_PIDFILE))
     return result
@@ -158,6 +160,24 @@ def bridge_setup_argv(ports: list[str]) -> list[str]:
         argv += ["--", "--may-exist", "add-port", BRIDGE, port]
     return argv
 
+
+# Database servers as Debian's packages leave a real box: the postinst's first cluster / system tables
+# (debootstrap's chroot made none), then the server itself. PostgreSQL 15 is bookworm's.
+_POSTGRESQL_START = (
+    "install -d -o postgres -g postgres -m 2775 /run/postgresql; "
+    "[ -d /etc/postgresql/15/main ] || pg_createcluster 15 main >/dev/null; "
+    "exec pg_ctlcluster 15 main start"
+)
+_MARIADB_START = (
+    "install -d -o mysql -g mysql -m 0755 /run/mysqld; "
+    "[ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --skip-test-db >/dev/null 2>&1; "
+    "setsid /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid </dev/null >/dev/null 2>&1 & "
+    "for _ in $(seq 600); do mariadb-admin ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
+)
+DATABASE_DAEMONS = {
+    "postgresql": Daemon("postgresql", ("/bin/sh", "-c", _POSTGRESQL_START), "/run/postgresql/15-main.pid"),
+    "mariadb": Daemon("mariadb", ("/bin/sh", "-c", _MARIADB_START), "/run/mysqld/mysqld.pid"),
+}
 
 _HOSTAPD_START = (
     "[ -r /etc/default/hostapd ] && . /etc/default/hostapd; "

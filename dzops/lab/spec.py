@@ -39,6 +39,9 @@ class LabNode:
     # A router whose own OS the lab cannot run (ios, routeros, ...) is an FRR stand-in built from the
     # same intent: the platform it stands in for ("" when the node runs the device's own OS).
     stands_in_for: str = ""
+    # Servers: the inventory's `services`; postgresql and mariadb run (Debian's packages, a cluster made as
+    # their postinst makes it on a real box) and hold the sample `dzongkhag` database.
+    services: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def test_completion_of_a_broken_inventory_is_empty_not_a_traceback(tmp_path: Pat
 
 @pytest.mark.parametrize(("words", "expected"), [
     ("dzops provision-wan hq-to", ["hq-toebesa", "hq-toewang"]),
-    ("dzops schedule install ", ["backup", "drift", "health", "patch"]),
+    ("dzops schedule install ", ["backup", "data-backup", "data-backup-check", "drift", "health", "patch"]),
     ("dzops diagram --format svg,d", ["svg,drawio"]),
     ("dzops lab link gewog-talo-rtr1 eth0 ", ["down", "up"]),
 ])

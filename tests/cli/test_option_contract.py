@@ -148,6 +148,16 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(users, "apply_users", apply_users)
     monkeypatch.setattr(users, "audit_users", audit_users)
     monkeypatch.setattr(patch, "run_patch", run_patch)
+    from dzops.execute import data_backup
+
+    def run_action(inventory: Any, action: str, *, hosts: list[str] | None = None, **kwargs: Any) -> Any:
+        scope = hosts or data_backup.hosts_in_scope(inventory, kwargs.get("limit"))
+        record("data_backup.run_action", action=action, hosts=list(scope),
+               vault_password_file=kwargs.get("vault_password_file"))
+        return data_backup.DataBackupRun(action=action, started="2026-12-01T23:00:00+06:00",
+                                         hosts=[HostResult(host=h) for h in scope])
+
+    monkeypatch.setattr(data_backup, "run_action", run_action)
     monkeypatch.setattr(Lab, "up", lambda self: (record("lab.up"), Status())[1])
     monkeypatch.setattr(Lab, "status", lambda self: (record("lab.status"), Status())[1])
     monkeypatch.setattr(Lab, "down", lambda self: record("lab.down"))
@@ -222,9 +232,15 @@ COMMANDS: dict[str, list[str]] = {
     "health page": ["--output", "status-page"],
     "runs": [],
     "runs show": ["1"],
+    "data-backup run": [],
+    "data-backup list": [],
+    "data-backup restore": ["punakha-hq-srv1", "--database", "postgresql:dzongkhag"],
+    "data-backup verify": [],
+    "data-backup check": [],
 }
 # Run before the command (and before the spies' calls are looked at): the ledger needs a run to list.
 SETUP: dict[str, list[str]] = {"runs": ["backup"], "runs show": ["backup"]}
+DATA_BACKUP_SERVER = "punakha-hq-srv1"  # the sample's one server with data_backups (Talo has none)
 
 # Refusals made by the command itself at run time (its contract entry honours the option because
 # another form of the command uses it): drift's --check and --diff belong to --remediate.
@@ -307,7 +323,7 @@ def honoured(w: World, command: str, option: str) -> None:
         assert without.code == ExitCode.INVALID_INVENTORY, (without.code, without.stderr)
         run = dzops(w, "--vault-password-file", str(w.vault_file), *args, vault=False)
         assert run.code not in (ExitCode.INVALID_INVENTORY, ExitCode.USAGE), run.stderr
-        for spy in ("apply_users", "audit_users", "run_patch"):
+        for spy in ("apply_users", "audit_users", "run_patch", "data_backup.run_action"):
             for call in w.called(spy):  # the playbook run gets the file, not only the inventory load
                 assert call["vault_password_file"] == w.vault_file
         if command == "schedule install":
@@ -395,6 +411,13 @@ def test_every_command_honours_or_refuses_every_global_option(world: World, comm
         refused(world, command, option, f"`dzops {command}`")
     elif (command, option) in RUNTIME_REFUSALS:
         refused(world, command, option, RUNTIME_REFUSALS[command, option])
+    elif command.startswith("data-backup") and option == "limit":
+        run = dzops(world, "--limit", DATA_BACKUP_SERVER, *command_args(world, command))
+        assert run.code == ExitCode.OK, run.stderr
+        assert world.called("data_backup.run_action"), world.calls
+        assert all(call["hosts"] == [DATA_BACKUP_SERVER] for call in world.called("data_backup.run_action"))
+        refused_run = dzops(world, "--limit", LIMIT, *command_args(world, command))
+        assert refused_run.code == ExitCode.USAGE and "selects no server with data_backups" in refused_run.stderr
     elif (command, option) == ("patch", "limit"):
         run = dzops(world, "--limit", "punakha-hq-srv1", "patch")
         assert run.code == ExitCode.OK, run.stderr

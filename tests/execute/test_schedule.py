@@ -61,6 +61,32 @@ def test_install_then_list_shows_the_entry(inventory: Path, tabfile: Path, job: 
     assert FOREIGN.strip() in tabfile.read_text()
 
 
+@pytest.mark.parametrize(("job", "cron"), [("data-backup", "0 23 * * *"), ("data-backup-check", "0 4 * * 0")])
+def test_data_backup_jobs_take_their_schedule_from_the_inventory(inventory: Path, tabfile: Path, job: str,
+                                                                 cron: str) -> None:
+    installed = dzops("-i", str(inventory), "schedule", "install", job, env=_env(tabfile))  # schedules.data_backup(_check)
+    assert installed.returncode == 0, installed.stderr
+    [entry] = json.loads(dzops("-i", str(inventory), "schedule", "list", "--json", env=_env(tabfile)).stdout)
+    assert (entry["job"], entry["schedule"]) == (job, cron) and f"schedule run {job} --report-dir" in entry["command"]
+
+
+def test_scheduled_data_backup_runs_its_sub_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dzops.cli import schedule as schedule_cli
+    from dzops.cli.output import Settings
+
+    seen: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        return subprocess.CompletedProcess(argv, 5, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    code, _ = schedule_cli._run_other(Settings(inventory=Path("/inv"), limit="punakha-hq-srv1"), "data-backup")
+    assert code == 5 and seen[0][-4:] == ["--limit", "punakha-hq-srv1", "data-backup", "run"]
+    schedule_cli._run_other(Settings(inventory=Path("/inv")), "data-backup-check")
+    assert seen[1][-2:] == ["data-backup", "check"]
+
+
 def test_reinstall_replaces_and_remove_keeps_foreign_entries(inventory: Path, tabfile: Path) -> None:
     env = _env(tabfile)
     for cron in ("0 2 * * 6", "0 3 * * 0"):

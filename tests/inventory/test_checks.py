@@ -142,6 +142,28 @@ def encrypt(plain: Path, output: Path, password_file: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+# A valid `data_backups` for the minimal file server (lines 7-15 of its host_vars file); each data
+# backup case changes one thing in it.
+DATA_BACKUPS = """data_backups:
+  databases:
+    - {name: records, engine: postgresql}
+  paths:
+    - {path: /srv/files, exclude: ["*.tmp"]}
+  repositories:
+    - {kind: local, path: /var/backups/restic}
+  retention: {daily: 7, weekly: 4, monthly: 6}
+  password: "{{ vault_backup_repo_password }}"
+"""
+
+
+def data_backups(old: str = "", new: str = "") -> tuple[Patch, ...]:
+    """The minimal file server with DATA_BACKUPS (one `old` -> `new` change in it) and its vault value."""
+    assert not old or DATA_BACKUPS.count(old) == 1, f"{old!r} must occur exactly once in DATA_BACKUPS"
+    text = DATA_BACKUPS.replace(old, new) if old else DATA_BACKUPS
+    return (replace("host_vars/tst-hq-srv1.yml", "services: [ssh]\n", f"services: [ssh]\n{text}"),
+            vault(vault_backup_repo_password="Repo-Pass-Demo-0001"))
+
+
 # --------------------------------------------------------------------------------------------------
 # The table. `file` is relative to where dzops runs (the inventory is `inventory/`), `line` None for
 # a problem about a whole file, `host`/`field` None when the problem has none.
@@ -377,6 +399,45 @@ CASES: tuple[Case, ...] = (
     Case("broken-yaml-hosts",
          (replace("hosts.yml", "    routers:\n", "\trouters:\n"),),
          "inventory/hosts.yml", 14, None, None, "YAML parsing failed"),
+    # --- data backups -----------------------------------------------------------------------------
+    Case("data-backup-unknown-engine",
+         data_backups("engine: postgresql", "engine: oracle"),
+         f"{HV}/tst-hq-srv1.yml", 9, "tst-hq-srv1", "data_backups.databases.0.engine", "'postgresql' or 'mariadb'"),
+    Case("data-backup-relative-path",
+         data_backups("path: /srv/files", "path: srv/files"),
+         f"{HV}/tst-hq-srv1.yml", 11, "tst-hq-srv1", "data_backups.paths.0.path", "must be an absolute path"),
+    Case("data-backup-sftp-without-host",
+         data_backups("{kind: local, path: /var/backups/restic}", "{kind: sftp, path: /srv/restic}"),
+         f"{HV}/tst-hq-srv1.yml", 13, "tst-hq-srv1", "data_backups.repositories.0",
+         "an sftp repository names the `host`"),
+    Case("data-backup-repository-on-itself",  # a dead disk would take the data and its backups
+         data_backups("{kind: local, path: /var/backups/restic}", "{kind: sftp, host: tst-hq-srv1, path: /srv/restic}"),
+         f"{HV}/tst-hq-srv1.yml", 13, "tst-hq-srv1", "data_backups.repositories.0.host",
+         "the repository is on the server it backs up"),
+    Case("data-backup-repository-on-a-router",
+         data_backups("{kind: local, path: /var/backups/restic}", "{kind: sftp, host: tst-hq-rtr1, path: /srv/restic}"),
+         f"{HV}/tst-hq-srv1.yml", 13, "tst-hq-srv1", "data_backups.repositories.0.host",
+         "'tst-hq-rtr1' is not in group servers"),
+    Case("data-backup-repository-host-unknown",
+         data_backups("{kind: local, path: /var/backups/restic}", "{kind: sftp, host: tst-hq-nas9, path: /srv/restic}"),
+         f"{HV}/tst-hq-srv1.yml", 13, "tst-hq-srv1", "data_backups.repositories.0.host", "unknown host 'tst-hq-nas9'"),
+    Case("data-backup-retention-keeps-nothing",
+         data_backups("{daily: 7, weekly: 4, monthly: 6}", "{daily: 0, weekly: 0, monthly: 0}"),
+         f"{HV}/tst-hq-srv1.yml", 14, "tst-hq-srv1", "data_backups.retention",
+         "a retention that keeps nothing would delete every snapshot"),
+    Case("data-backup-plain-password",  # the repository password belongs in Vault
+         data_backups('"{{ vault_backup_repo_password }}"', PLAIN_SECRETS[0]),
+         f"{HV}/tst-hq-srv1.yml", 15, "tst-hq-srv1", "data_backups.password",
+         "secret stored in plain text: move it to Vault"),
+    Case("data-backup-staging-inside-a-path",  # the dumps would be backed up twice
+         data_backups("path: /srv/files", "path: /var"),
+         f"{HV}/tst-hq-srv1.yml", 11, "tst-hq-srv1", "data_backups.paths.0",
+         "holds the staging directory /var/backups/dzops-staging"),
+    Case("data-backup-database-twice",
+         data_backups("    - {name: records, engine: postgresql}\n",
+                      "    - {name: records, engine: postgresql}\n    - {name: records, engine: postgresql}\n"),
+         f"{HV}/tst-hq-srv1.yml", 10, "tst-hq-srv1", "data_backups.databases.1",
+         "postgresql database 'records' is listed twice"),
 )
 # fmt: on
 
