@@ -226,6 +226,15 @@ def test_data_backup_fails_cleanly_until_dzops_has_the_command(tmp_path: Path) -
         assert "rc" not in result  # no dzops job ran
 
 
+def test_data_backup_in_check_mode_names_each_server_and_what_it_would_back_up(tmp_path: Path) -> None:
+    inventory = _sample_copy(tmp_path)
+    result = runner(tmp_path, module="data_backup", args={"inventory": str(inventory)}, cmdline="--check").only
+    assert result.get("failed") is not True, result
+    assert result["changed"] is False
+    assert [d["host"] for d in result["devices"]] == ["punakha-hq-srv1"]  # the sample's one server with data_backups
+    assert any(line.startswith("database postgresql:dzongkhag") for line in result["devices"][0]["plan"])
+
+
 def _loopback_copy(tmp_path: Path, unreachable: str, name: str = "inventory") -> Path:
     """The sample on loopback addresses, `unreachable` on a port nothing listens on: no lab needed."""
     inventory = _sample_copy(tmp_path, name)

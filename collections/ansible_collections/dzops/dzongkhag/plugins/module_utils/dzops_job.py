@@ -270,20 +270,31 @@ def health_result(data: dict[str, Any], fail_on_findings: bool) -> tuple[dict[st
 
 
 def data_backup_result(data: Any) -> tuple[dict[str, Any], bool]:
-    """`dzops data-backup ... --json`: per-server results, as a list or under `servers`/`devices`.
+    """`dzops data-backup run|verify --json`: the run's `hosts` (one result per server), or with
+    --check the `servers` mapping each server to what it would back up (nothing ran: unchanged).
 
-    >>> result, failed = data_backup_result([{"host": "srv1", "status": "changed", "changed": True}])
-    >>> result["changed"], failed
-    (True, False)
+    >>> result, failed = data_backup_result({"action": "backup", "hosts": [
+    ...     {"host": "srv1", "status": "changed", "changed": True, "error": None, "data": {}},
+    ...     {"host": "srv2", "status": "unreachable", "changed": False, "error": "no route", "data": None}]})
+    >>> result["changed"], failed, result["summary"]
+    (True, True, {'action': 'backup'})
+    >>> result, failed = data_backup_result({"check": True, "servers": {"srv1": ["path /srv/share"]}})
+    >>> result["devices"], failed
+    ([{'host': 'srv1', 'status': 'ok', 'changed': False, 'failed': False, 'plan': ['path /srv/share']}], False)
     """
-    rows = data if isinstance(data, list) else (data or {}).get("servers", (data or {}).get("devices", []))
-    devices = [device_row(r.get("host", r.get("server", "?")), r.get("status", "ok"),
-                          bool(r.get("changed")) or r.get("status") == "changed",
-                          **{k: v for k, v in r.items() if k not in ("host", "server", "status", "changed", "failed")})
-               for r in rows if isinstance(r, dict)]
+    data = data or {}
+    planned = data.get("servers") if isinstance(data, dict) else None
+    if isinstance(planned, dict):
+        devices = [device_row(host, "ok", False, plan=lines) for host, lines in planned.items()]
+    else:
+        rows = data if isinstance(data, list) else data.get("hosts", [])
+        devices = [device_row(r.get("host", "?"), r.get("status", "ok"),
+                              bool(r.get("changed")) or r.get("status") == "changed",
+                              **{k: v for k, v in r.items() if k not in ("host", "status", "changed", "failed")})
+                   for r in rows if isinstance(r, dict)]
     result = {"changed": any(d["changed"] for d in devices), "devices": devices}
     if isinstance(data, dict):
-        result["summary"] = {k: v for k, v in data.items() if k not in ("servers", "devices")}
+        result["summary"] = {k: v for k, v in data.items() if k not in ("servers", "hosts")}
     return result, any(d["failed"] for d in devices)
 
 
