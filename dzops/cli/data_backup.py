@@ -18,7 +18,16 @@ from dzops.cli import complete
 from dzops.cli.contract import contract
 from dzops.cli.exit_codes import ExitCode, exit_code_for_results
 from dzops.cli.help import DzopsTyper
-from dzops.cli.output import ForksOption, JsonOption, Settings, emit_json, emit_text, say
+from dzops.cli.output import (
+    ForksOption,
+    JsonOption,
+    RetryFailedOption,
+    Settings,
+    emit_json,
+    emit_text,
+    record_results,
+    say,
+)
 
 app = DzopsTyper(help="Back up databases and files with restic; list, restore, verify.", no_args_is_help=True)
 
@@ -30,7 +39,7 @@ EmailOption = Annotated[bool, typer.Option("--email", help="Mail the report with
 @app.command("run")
 @contract
 def run(ctx: typer.Context, limit: LimitOption = None, email: EmailOption = False, forks: ForksOption = None,
-        json_output: JsonOption = False) -> None:
+        retry_failed: RetryFailedOption = None, json_output: JsonOption = False) -> None:
     """Dump the databases, back up every database and path, apply the retention policy.
 
     --check lists what each server would back up, and where to, without touching any."""
@@ -81,6 +90,7 @@ def _run_and_report(settings: Settings, action: str, scope: list[str], *, extrav
         for host in result.hosts:
             progress.step(host.host, host.status + (f" - {host.error}" if host.error else ""))
         progress.finish((h.host, h.status) for h in result.hosts)
+    record_results(result.hosts)  # the run ledger (dzops runs; --retry-failed of data-backup run)
     report = result.to_dict()
     say(f"dzops: {report_mod.summary_line(report)}")
     if save and inventory.report_dir is not None:

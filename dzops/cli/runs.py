@@ -33,7 +33,8 @@ from dzops.cli.output import JsonOption, Settings, emit_json, emit_text, say
 
 # Commands whose runs check or change devices: each run of them is a ledger entry.
 RECORDED = frozenset({"backup", "drift", "provision-wan", "provision-ap", "user apply", "user audit", "patch",
-                      "health", "onboard", "schedule run"})
+                      "health", "onboard", "schedule run", "data-backup run", "data-backup verify",
+                      "data-backup check"})
 # Commands whose unit is not a device the --limit pattern could name (links, APs chosen by name,
 # onboarded devices): they narrow their own scope to the retried units (see `retried`).
 OWN_SCOPE = frozenset({"provision-wan", "provision-ap", "onboard"})

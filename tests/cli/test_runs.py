@@ -118,7 +118,17 @@ def failing(world: World, monkeypatch: pytest.MonkeyPatch) -> set[str]:  # noqa:
     monkeypatch.setattr(users, "audit_users", audit_users)
     monkeypatch.setattr(patch, "run_patch", run_patch)
     monkeypatch.setattr(health, "run_health", run_health)
+    from dzops.execute import data_backup
+
+    def run_action(inventory: Any, action: str, *, hosts: list[str] | None = None, **kwargs: Any) -> Any:
+        scope = hosts or data_backup.hosts_in_scope(inventory, kwargs.get("limit"))
+        world.calls.append(("data_backup.run_action", {"hosts": list(scope)}))
+        return data_backup.DataBackupRun(action=action, started="2026-12-01T23:00:00+06:00", hosts=[
+            HostResult(host=h, status=status(h, "unreachable"), error=f"sftp: {leak}" if h in fail else None)
+            for h in scope])
+
     monkeypatch.setattr(onboard, "prepare", prepare)
+    monkeypatch.setattr(data_backup, "run_action", run_action)
     return fail
 
 
@@ -150,6 +160,9 @@ RETRIES: dict[str, tuple[list[str], str, set[str], list[str], int]] = {
                      ExitCode.HOSTS_FAILED),
     "onboard": (["onboard", "--all", "--accept-new"], "onboard.prepare", {TALO_RTR}, [TALO_RTR],
                 ExitCode.HOSTS_FAILED),
+    # the sample's one server with data_backups: its run recorded, the retry sends it alone
+    "data-backup run": (["data-backup", "run"], "data_backup.run_action", {"punakha-hq-srv1"}, ["punakha-hq-srv1"],
+                        ExitCode.UNREACHABLE),
 }
 
 
