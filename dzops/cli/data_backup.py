@@ -77,7 +77,6 @@ def _plan(backup: Any) -> list[str]:
 def _run_and_report(settings: Settings, action: str, scope: list[str], *, extravars: dict[str, Any] | None = None,
                     email: bool = False, save: bool = True) -> tuple[ExitCode, dict[str, Any]]:
     from dzops.cli.progress import progress_for
-    from dzops.exceptions import MailError
     from dzops.execute import data_backup
     from dzops.report import data_backup as report_mod
 
@@ -102,15 +101,9 @@ def _run_and_report(settings: Settings, action: str, scope: list[str], *, extrav
         emit_text(report_mod.render_text(report))
     code = exit_code_for_results([h.status if h.status != "skipped" else "failed" for h in result.hosts])
     if email:
-        from dzops.cli.patch import mail_report
+        from dzops.cli.patch import mail_job_report
 
-        try:
-            mail_report(inventory, report_mod.subject(report, inventory.dzongkhag.name),
-                        report_mod.render_text(report), report)
-            say("dzops: report mailed")
-        except MailError as exc:
-            say(f"dzops: {exc}")
-            code = code or ExitCode.MAIL_FAILED
+        code = mail_job_report(inventory, report_mod, report, code)
     return code, report
 
 

@@ -54,7 +54,6 @@ def patch_and_report(settings: Settings, *, batch: str | None = None, max_fail: 
     """Run, print, save and (optionally) mail one patch run (limit, check, json, forks and the vault
     password file from `settings`); returns its exit code and report."""
     from dzops.cli.progress import progress_for
-    from dzops.exceptions import MailError
     from dzops.execute.patch import hosts_in_scope, parse_batch, parse_max_fail, run_patch
     from dzops.report import patch as report_mod
 
@@ -91,14 +90,23 @@ def patch_and_report(settings: Settings, *, batch: str | None = None, max_fail: 
         emit_text(report_mod.render_text(report))
     code = exit_code_for_results([h.status if h.status != "skipped" else "unreachable" for h in run.hosts])
     if email:
-        try:
-            mail_report(inventory, report_mod.subject(report, inventory.dzongkhag.name),
-                        report_mod.render_text(report), report)
-            say("dzops: report mailed")
-        except MailError as exc:
-            say(f"dzops: {exc}")
-            code = code or ExitCode.MAIL_FAILED
+        code = mail_job_report(inventory, report_mod, report, code)
     return code, report
+
+
+def mail_job_report(inventory: Any, report_mod: Any, report: dict[str, Any], code: ExitCode) -> ExitCode:
+    """Mail a job's report (its module gives subject and text); a mail that cannot go is said and
+    turns a clean run's exit code into MAIL_FAILED (the message waits in the outbox)."""
+    from dzops.exceptions import MailError
+
+    try:
+        mail_report(inventory, report_mod.subject(report, inventory.dzongkhag.name),
+                    report_mod.render_text(report), report)
+        say("dzops: report mailed")
+    except MailError as exc:
+        say(f"dzops: {exc}")
+        return code or ExitCode.MAIL_FAILED
+    return code
 
 
 def mail_report(inventory: Any, subject: str, text: str, report: dict[str, Any] | None) -> None:
