@@ -1,8 +1,9 @@
 """The inventory load cache: a warm load says exactly what a cold one says, any edit is seen, and no
 decrypted secret reaches the disk.
 
-The broken-inventory table of test_checks runs here twice per case, cold (empty state folder) and
-warm; a warm run of a case that was cached must not touch ansible at all (its loader is made to fail).
+The broken-inventory table of test_checks runs twice per case: cold in an empty state folder of
+its own (the session's `results`, which test_checks asserts on too) and here again, warm, on that
+folder; a warm run of a case that was cached must not touch ansible at all (its loader is made to fail).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from dzops.exceptions import InventoryError, VaultError
 from dzops.inventory import cache, loader
-from tests.inventory.test_checks import CASES, MINIMAL, PASSWORD, VAULT, Case, case_args, decrypt, dzops
+from tests.inventory.test_checks import CASES, MINIMAL, PASSWORD, VAULT, Case, Run, case_args, decrypt, dzops
 
 HOST_VARS = "host_vars/tst-hq-rtr1.yml"
 
@@ -53,18 +54,15 @@ CACHED_CASES: list[str] = []
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_broken_case_warm_says_exactly_what_cold_says(
-    case: Case, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: Case, case_dirs: dict[str, Path], case_states: dict[str, Path], results: dict[tuple[str, bool], Run],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cwd = tmp_path / case.id
-    shutil.copytree(MINIMAL, cwd / "inventory")
-    for patch in case.patch:
-        patch(cwd / "inventory")
-    if case.password:
-        (cwd / "password.txt").write_text(case.password + "\n")
-
-    cold = {as_json: dzops(cwd, *case_args(case, cwd, as_json)) for as_json in (False, True)}
+    cwd = case_dirs[case.id]
+    monkeypatch.setenv("DZOPS_STATE_DIR", str(case_states[case.id]))  # where the cold run stored its entry
+    monkeypatch.delenv("DZOPS_INVENTORY_CACHE", raising=False)
+    cold = {as_json: results[case.id, as_json] for as_json in (False, True)}
     assert cold[False].code != 0, cold[False].text
-    stored = entries(state)
+    stored = entries(case_states[case.id] / "inventory-cache")
     if stored:  # it loaded (with problems): the warm run must not need ansible
         CACHED_CASES.append(case.id)
         ansible_must_not_run(monkeypatch)
