@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import chdir
@@ -54,24 +55,41 @@ class World:
         return [kwargs for spy, kwargs in self.calls if spy == name]
 
 
-@pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    inventory = copy_sample_inventory(tmp_path / "inventory", 97, tmp_path / "state")
+@pytest.fixture(scope="session")
+def world_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "contract-world"
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory, world_root: Path) -> Path:
+    """What every world starts from, made once: the sample (its state in the world's folder, no demo
+    password beside it), the vault password file, a crontab, an SSH key."""
+    template = tmp_path_factory.mktemp("contract-template")
+    inventory = copy_sample_inventory(template / "inventory", 97, world_root / "state")
     demo = inventory / "DEMO-ONLY-vault-password.txt"
-    vault_file = tmp_path / "vault-pass"
+    vault_file = template / "vault-pass"
     vault_file.write_text(demo.read_text())
     vault_file.chmod(0o600)
     demo.unlink()
-    crontab = tmp_path / "crontab"
-    crontab.write_text("15 3 * * * /usr/local/bin/nightly-rsync # office file sync\n")
-    key = tmp_path / "id.pub"
+    (template / "crontab").write_text("15 3 * * * /usr/local/bin/nightly-rsync # office file sync\n")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tashi@punakha.gov.bt",
-                    "-f", str(tmp_path / "id")], check=True)
-    w = World(tmp_path, inventory, vault_file, crontab, key)
+                    "-f", str(template / "id")], check=True)
+    return template
+
+
+@pytest.fixture()
+def world(world_template: Path, world_root: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    # Each test gets a fresh copy of the template, always at the same path: the inventory cache then
+    # serves the unchanged sample warm, as it does an officer's next run, instead of every test
+    # loading it through ansible again (a test that edits the inventory is a miss for the next one).
+    shutil.rmtree(world_root, ignore_errors=True)
+    shutil.copytree(world_template, world_root)
+    w = World(world_root, world_root / "inventory", world_root / "vault-pass", world_root / "crontab",
+              world_root / "id.pub")
     for name in ("DZOPS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "DZOPS_INVENTORY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DZOPS_CRONTAB", str(crontab))
-    monkeypatch.setenv("DZOPS_LAB_STATE", str(tmp_path / "lab-state"))
+    monkeypatch.setenv("DZOPS_CRONTAB", str(w.crontab))
+    monkeypatch.setenv("DZOPS_LAB_STATE", str(world_root / "lab-state"))
     _install_spies(w, monkeypatch)
     return w
 
