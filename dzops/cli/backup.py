@@ -92,7 +92,9 @@ def backup(
 
     With --check the configurations are read and compared with the repository; nothing is committed."""
     from dzops.cli.progress import progress_for
+    from dzops.execute.ssh import import_paramiko_soon
 
+    import_paramiko_soon()  # meanwhile the inventory loads: the first login then finds paramiko imported
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
     if not settings.check:  # a check writes nothing: it waits for nobody

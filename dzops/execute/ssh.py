@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -271,10 +272,62 @@ def _names_host(line: str, name: str) -> bool:
 
 # --- connecting --------------------------------------------------------------------------------
 
+_parsed: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_parsing = threading.Lock()
+_importing = threading.Lock()
+
+
+def parsed_known_hosts(path: Path) -> Any:
+    """paramiko's HostKeys of a known_hosts file, parsed once per version of the file.
+
+    paramiko turns every line into a key object: loading the whole file for each connection made a
+    fan-out quadratic in the number of devices (100 routers: half a CPU-second of parsing). A file
+    replaced or edited since (onboard writes it atomically: a new inode) is read again.
+    """
+    import paramiko
+
+    info = os.stat(path)
+    stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+    with _parsing:  # one thread parses, the others wait for its result instead of parsing too
+        cached = _parsed.get(str(path))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, paramiko.HostKeys(str(path)))
+            _parsed[str(path)] = cached
+        return cached[1]
+
+
+
+def import_paramiko() -> Any:
+    """paramiko, imported without `invoke`.
+
+    paramiko.config imports invoke only to run the `Match exec` lines of an ssh_config, and dzops
+    logs in from inventory variables, never through an ssh_config: that optional import was a third
+    of paramiko's import time (about 0.1 s of a core on every run). Whoever imports paramiko first
+    decides; an invoke already imported is left alone.
+    """
+    with _importing:
+        if "paramiko" not in sys.modules and "invoke" not in sys.modules:
+            sys.modules["invoke"] = None  # type: ignore[assignment]  # paramiko.config: ImportError, no invoke
+            try:
+                import paramiko  # noqa: F401
+            finally:
+                if "invoke" in sys.modules and sys.modules["invoke"] is None:
+                    del sys.modules["invoke"]
+    import paramiko
+
+    return paramiko
+
+
+def import_paramiko_soon() -> None:
+    """Start importing paramiko on a thread of its own, while the caller loads its inventory (the
+    Vault key derivation and file reads there release the GIL): the first login then does not wait
+    for the import. Not a daemon: a command that fails early still ends only once the import has."""
+    threading.Thread(target=import_paramiko, name="dzops-import-paramiko").start()
+
 
 def connect(creds: Credentials) -> Any:
     """An open paramiko client; failures become ConnectionFailed, AuthenticationFailed or HostKeyMismatch."""
-    import paramiko
+    paramiko = import_paramiko()
 
     if creds.known_hosts is None:
         raise HostKeyMismatch(creds.host, "no known_hosts file in the inventory: host keys cannot be checked")
@@ -286,7 +339,9 @@ def connect(creds: Credentials) -> Any:
     client = paramiko.SSHClient()
     try:
         if Path(creds.known_hosts).exists():
-            client.load_host_keys(str(creds.known_hosts))
+            known = parsed_known_hosts(Path(creds.known_hosts)).lookup(creds.known_hosts_name)
+            for key_type, key in (known or {}).items():
+                client.get_host_keys().add(creds.known_hosts_name, key_type, key)
     except (OSError, paramiko.SSHException) as exc:
         raise HostKeyMismatch(creds.host, f"cannot read known_hosts {creds.known_hosts}: {exc}") from None
     policy = _Refuse()
