@@ -146,8 +146,20 @@ def _holds_exactly(target: Path, files: dict[str, str]) -> bool:
     return all((target / name).read_bytes() == text.encode() for name, text in files.items())
 
 
+def _head_and_dirty(repo: Path) -> tuple[str | None, bool]:
+    """HEAD (None before the first commit) and whether the work tree differs from it, in one git call."""
+    out = _git(repo, "status", "--porcelain=v2", "--branch", "--untracked-files=all", "--no-renames")
+    previous, dirty = None, False
+    for line in out.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ").strip()
+            previous = None if oid == "(initial)" else oid
+        elif not line.startswith("# "):
+            dirty = True
+    return previous, dirty
+
+
 def _write_and_commit(repo: Path, snapshots: list[Snapshot], kind: str, when: dt.datetime) -> CommitResult:
-    previous = head(repo)
     for snap in snapshots:
         if snap.error:
             continue
@@ -162,6 +174,11 @@ def _write_and_commit(repo: Path, snapshots: list[Snapshot], kind: str, when: dt
                 raise StoreError(f"{snap.host}: refusing to write {name!r} outside {target}")
             path.parent.mkdir(parents=True, exist_ok=True)
             write_private(path, text)
+    # The daily case (nothing changed anywhere) is answered by one git call; staging and listing
+    # what changed only when something did. HEAD is not moved by the writes above.
+    previous, dirty = _head_and_dirty(repo)
+    if not dirty:
+        return CommitResult(commit=None, previous=previous, changed={})
     _git(repo, "add", "--all", ".")
     status = _git(repo, "status", "--porcelain", "--no-renames").splitlines()
     changed: dict[str, list[str]] = {}
