@@ -6,6 +6,8 @@ netmiko and friends inside its own function.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 import sys
@@ -50,6 +52,12 @@ DUTIES = (
     "Document the network",
     "Check this machine",
 )
+
+
+# At exit the OS takes the memory back: the interpreter's last full collection over every object
+# (pydantic schemas, the inventory, each SSH session's leftovers) cost a backup run 0.1-0.3 s.
+# Exit handlers registered later (by the command) still run first; stdout and stderr are still flushed.
+atexit.register(gc.freeze)
 
 
 class DzopsRoot(DzopsGroup):
