@@ -24,6 +24,7 @@ def _load(path: Path, name: str):  # loaded by path, as Ansible loads filter plu
 
 FILTERS = _load(ROLE / "filter_plugins" / "dz_data_backup.py", "dz_data_backup_filters")
 VERIFY = _load(ROLE / "files" / "dz_verify_database.py", "dz_verify_database")
+RUN = _load(ROLE / "files" / "dz_data_backup_run.py", "dz_data_backup_run")
 
 
 def test_filter_doctests() -> None:
@@ -35,12 +36,16 @@ def test_backup_summaries_come_from_restic_json_not_text() -> None:
     stdout = ('{"message_type":"status","percent_done":0.5}\n'
               '{"message_type":"summary","files_new":2,"data_added":5530,"total_files_processed":2,'
               '"total_bytes_processed":3686,"total_duration":1.2,"snapshot_id":"2952fbdf0123456789"}\n')
-    [summary] = FILTERS.summaries([{"stdout": stdout, "item_pair": [
-        {"url": "sftp:dzbackup@10.30.0.22:/srv/restic/s"},
-        {"kind": "database", "label": "postgresql dzongkhag", "tags": ["dzops"]}]}])
+    summary = RUN.summary({"kind": "database", "label": "postgresql dzongkhag", "tags": ["dzops"]},
+                          {"url": "sftp:dzbackup@10.30.0.22:/srv/restic/s"}, stdout)
     assert summary == {"kind": "database", "name": "postgresql dzongkhag", "tags": ["dzops"],
                        "repository": "sftp:dzbackup@10.30.0.22:/srv/restic/s", "snapshot": "2952fbdf", "files": 2,
                        "bytes": 3686, "added_bytes": 5530, "seconds": 1.2}
+
+
+def test_run_and_probe_script_doctests() -> None:
+    result = doctest.testmod(RUN)
+    assert result.attempted >= 8 and result.failed == 0
 
 
 def test_snapshot_list_marks_each_items_newest_with_its_size() -> None:

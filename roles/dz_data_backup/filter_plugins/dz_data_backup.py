@@ -67,35 +67,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def summaries(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """restic backup --json results (a registered loop) -> one summary per snapshot made."""
-    out = []
-    for result in results or []:
-        pair = result.get("item_pair") or [{}, {}]
-        repo, item = pair[0], pair[1]
-        summary = next((j for j in json_lines(result.get("stdout", "")) if j.get("message_type") == "summary"), {})
-        out.append({
-            "kind": item.get("kind"), "name": item.get("label"), "tags": item.get("tags", []),
-            "repository": repo.get("url"), "snapshot": summary.get("snapshot_id", "")[:8],
-            "files": summary.get("total_files_processed", 0), "bytes": summary.get("total_bytes_processed", 0),
-            "added_bytes": summary.get("data_added", 0), "seconds": summary.get("total_duration", 0),
-        })
-    return out
-
-
-def forgotten(results: list[dict[str, Any]]) -> int:
-    """Snapshots removed by restic forget --json (a registered loop), all groups and repositories.
-
-    >>> forgotten([{"stdout": '[{"keep": [{}], "remove": [{}, {}]}, {"keep": [{}], "remove": null}]'}])
-    2
-    """
-    count = 0
-    for result in results or []:
-        for group in json_lines(result.get("stdout", "")):
-            count += len(group.get("remove") or [])
-    return count
-
-
 def restore_tags(what: dict[str, Any]) -> list[str]:
     """Tags of the snapshots a restore reads: a database's, or those of the backed-up path (`item`)
     that holds the path to restore.
@@ -155,8 +126,6 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "dz_data_backup_items": items,
-            "dz_data_backup_summaries": summaries,
-            "dz_data_backup_forgotten": forgotten,
             "dz_data_backup_json": json_lines,
             "dz_data_backup_tags": item_tags,
             "dz_data_backup_dump_file": dump_file,
