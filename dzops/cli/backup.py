@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -80,6 +81,17 @@ def would_change(repo: Path, snapshots: list[Any]) -> Any:
     return CommitResult(commit=None, previous=head(repo), changed=changed)
 
 
+def _before_first_login() -> None:
+    """What the run needs before its first login, prepared while the inventory loads (its Vault key
+    derivation runs outside the GIL): paramiko, and the scrub table of the first message on stderr.
+    Not a daemon thread: a run that fails early ends once this has."""
+    from dzops.execute.ssh import import_paramiko
+    from dzops.scrub import ANY, table
+
+    import_paramiko()
+    table(ANY)
+
+
 @contract
 def backup(
     ctx: typer.Context,
@@ -92,9 +104,8 @@ def backup(
 
     With --check the configurations are read and compared with the repository; nothing is committed."""
     from dzops.cli.progress import progress_for
-    from dzops.execute.ssh import import_paramiko_soon
 
-    import_paramiko_soon()  # meanwhile the inventory loads: the first login then finds paramiko imported
+    threading.Thread(target=_before_first_login, name="dzops-backup-warm-up").start()
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
     if not settings.check:  # a check writes nothing: it waits for nobody

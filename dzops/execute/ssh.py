@@ -318,13 +318,6 @@ def import_paramiko() -> Any:
     return paramiko
 
 
-def import_paramiko_soon() -> None:
-    """Start importing paramiko on a thread of its own, while the caller loads its inventory (the
-    Vault key derivation and file reads there release the GIL): the first login then does not wait
-    for the import. Not a daemon: a command that fails early still ends only once the import has."""
-    threading.Thread(target=import_paramiko, name="dzops-import-paramiko").start()
-
-
 def connect(creds: Credentials) -> Any:
     """An open paramiko client; failures become ConnectionFailed, AuthenticationFailed or HostKeyMismatch."""
     paramiko = import_paramiko()
