@@ -13,8 +13,10 @@ its lab, then times (median of --runs each):
     the baseline faster). Needs the `ansible` PyPI package (it bundles cisco.ios and netcommon).
 
 and prints the ratios dzops / floor (target <= 1.0, issue 20: dzops also starts Python, loads the
-inventory through ansible-core and runs git) and ansible / dzops (target >= 15). The lab is torn
-down at the end, also on failure or Ctrl-C.
+inventory through ansible-core and runs git) and ansible / dzops (target >= 15), with the CPU
+seconds each side spent (the dzops process whole; the floor's client side) and the load average
+per run: on 2 cores shared with the routers, CPU spent by the client is time taken from them. The
+lab is torn down at the end, also on failure or Ctrl-C.
 
     python benchmarks/backup_fanout.py [--routers 100] [--workers 10] [--runs 3] [--prefix bkb]
                                        [--octet 55] [--skip-ansible] [--baseline-tree DIR]
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -79,8 +82,9 @@ def generate(root: Path, routers: int, octet: int, password: str, state_dir: Pat
     return inv
 
 
-def floor(inventory, workers: int) -> float:
-    """Wall time of connect + `show running-config` + close on every router, `workers` at a time."""
+def floor(inventory, workers: int) -> tuple[float, float]:
+    """(wall, CPU seconds of this process) of connect + `show running-config` + close on every router,
+    `workers` at a time."""
     import paramiko
 
     devices = list(inventory.devices.values())
@@ -98,24 +102,30 @@ def floor(inventory, workers: int) -> float:
         finally:
             client.close()
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         sizes = list(pool.map(one, devices))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert all(size > 100 for size in sizes), "a router answered with an empty config"
-    return elapsed
+    return elapsed, cpu
 
 
-def dzops_backup(inv: Path, env: dict[str, str], tree: str | None = None) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def dzops_backup(inv: Path, env: dict[str, str], tree: str | None = None) -> tuple[float, float]:
+    """(wall, CPU seconds of the dzops process: start-up, inventory, SSH client side, scrubbing, git)."""
     if tree is not None:
         env = {**env, "PYTHONPATH": tree}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run([sys.executable, "-m", "dzops", "-i", str(inv), "backup"], env=env,
                           capture_output=True, text=True, timeout=1800, cwd=tree)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"dzops backup failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def ansible_network_cli(root: Path, inv: Path, workers: int, env: dict[str, str]) -> float:
@@ -169,24 +179,33 @@ def main() -> None:
             if not status.healthy:
                 raise SystemExit(f"lab unhealthy: {[n.name for n in status.nodes if not n.healthy][:10]}")
             print(f"lab of {args.routers} routers built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-            warm = dzops_backup(inv, env)  # creates the repository: the first commit holds every router
+            warm, _ = dzops_backup(inv, env)  # creates the repository: the first commit holds every router
             print(f"warm-up dzops backup (first commit): {warm:.2f} s", file=sys.stderr)
             from dzops.execute.backup import collect
 
             dz, fl, co, an, before = [], [], [], [], []
+            dz_cpu, fl_cpu, before_cpu = [], [], []
             for run in range(args.runs):
-                fl.append(floor(inventory, args.workers))
-                dz.append(dzops_backup(inv, env))
+                wall, cpu = floor(inventory, args.workers)
+                fl.append(wall)
+                fl_cpu.append(cpu)
+                wall, cpu = dzops_backup(inv, env)
+                dz.append(wall)
+                dz_cpu.append(cpu)
                 if args.baseline_tree:
-                    before.append(dzops_backup(inv, env, args.baseline_tree))
-                    print(f"run {run + 1}: baseline {args.baseline_tree} {before[-1]:.2f} s", file=sys.stderr)
+                    wall, cpu = dzops_backup(inv, env, args.baseline_tree)
+                    before.append(wall)
+                    before_cpu.append(cpu)
+                    print(f"run {run + 1}: baseline {args.baseline_tree} {before[-1]:.2f} s (cpu {cpu:.2f} s)",
+                          file=sys.stderr)
                 # The collection alone, in-process: what is left of dzops/floor is start-up, the
                 # inventory load through ansible-core, scrubbing and git.
                 start = time.perf_counter()
                 collected = collect(inventory, list(inventory.devices))
                 co.append(time.perf_counter() - start)
                 assert all(b.reachable for b in collected), [b.error for b in collected if not b.reachable][:3]
-                print(f"run {run + 1}: dzops {dz[-1]:.2f} s, collect {co[-1]:.2f} s, paramiko floor {fl[-1]:.2f} s",
+                print(f"run {run + 1}: dzops {dz[-1]:.2f} s (cpu {dz_cpu[-1]:.2f} s), collect {co[-1]:.2f} s, "
+                      f"paramiko floor {fl[-1]:.2f} s (cpu {fl_cpu[-1]:.2f} s), load {os.getloadavg()[0]:.1f}",
                       file=sys.stderr)
             if not args.skip_ansible:
                 # network_cli costs ~1 s per device: one run is already a long measurement.
@@ -198,14 +217,15 @@ def main() -> None:
 
     d, f = statistics.median(dz), statistics.median(fl)
     print(f"routers={args.routers} workers={args.workers} runs={args.runs}")
-    print(f"dzops backup            {d:8.2f} s")
-    print(f"paramiko floor          {f:8.2f} s")
+    print(f"dzops backup            {d:8.2f} s   (cpu of the whole process {statistics.median(dz_cpu):.2f} s)")
+    print(f"paramiko floor          {f:8.2f} s   (cpu of its client side {statistics.median(fl_cpu):.2f} s)")
     print(f"ratio dzops/floor       {d / f:8.2f}   (target <= 1.0, issue 20)")
     print(f"dzops collect only      {statistics.median(co):8.2f} s   (ratio to floor "
           f"{statistics.median(co) / f:.2f})")
     if before:
         b = statistics.median(before)
-        print(f"baseline dzops backup   {b:8.2f} s   (ratio to floor {b / f:.2f}; {args.baseline_tree})")
+        print(f"baseline dzops backup   {b:8.2f} s   (ratio to floor {b / f:.2f}; cpu {statistics.median(before_cpu):.2f} s; "
+              f"{args.baseline_tree})")
     if an:
         a = statistics.median(an)
         print(f"ansible network_cli     {a:8.2f} s")
