@@ -1,28 +1,19 @@
 """The main cycle on the second sample: Wangdue Phodrang's tree instead of Punakha's star.
 
-One lab of samples/wangdue from factory state for this module (the session's lab is Punakha's):
-provision-wan --all (/31 links, each verified up to its gewog's goal, a second run changes
-nothing), provision-ap --all (every SSID enabled, the open guest SSID and the AP on a router port
-included), user apply (a new admin logs in by key), backup, drift (clean; then a change made by
-hand is named and `drift --remediate` puts it back) and diagram. Expected counts
-come from the inventory. Last, a hop in the middle of a three-hop spur is cut: the goal check
-names it. The lab is removed at the end, with the same leftover check as the session's.
-
-Lab names: `<DZOPS_TEST_LAB_PREFIX>m`, management 10.<DZOPS_TEST_LAB_OCTET_WANGDUE_CYCLE>.0.0/24
-(else the session octet + 64, modulo 256), so it never meets the session's lab, test_routing_lab's
-(`<prefix>w`, octet + 128) nor test_remediate_lab's (`<prefix>c`, octet + 100).
+On the lab of samples/wangdue that tests/execute/conftest.py builds from factory state, provisions
+(provision-wan --all, provision-ap --all) and shares with test_routing_lab (the session's is Punakha's):
+the links are /31s, each verified up to its gewog's goal, a second run changes nothing;
+every SSID is enabled (the open guest SSID and the AP on a router port included); user apply
+(a new admin logs in by key), backup, drift (clean; then a change made by hand is named and
+`drift --remediate` puts it back) and diagram. Expected counts come from the inventory. Last, a
+hop in the middle of a three-hop spur is cut: the goal check names it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
@@ -30,54 +21,16 @@ from typing import Any
 import pytest
 
 from dzops.cli.exit_codes import ExitCode
-from tests.labkit import WANGDUE, LabHandle, module_lab_names, sample_lab
+from tests.execute.conftest import Cycle
 
 pytestmark = pytest.mark.lab
 
 LOGIN = "wdcycleadm"
 
 
-@dataclass
-class Cycle:
-    handle: LabHandle
-    root: Path
-    wan: list[Any] = field(default_factory=list)  # LinkResults of the first provision-wan --all
-    ap: list[Any] = field(default_factory=list)  # HostResults of the first provision-ap --all
-    done: dict[str, Any] = field(default_factory=dict)  # later steps' outputs, for the steps after them
-
-    def dzops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "dzops", *args], env=self.handle.env(), capture_output=True,
-                              text=True, timeout=timeout)
-
-
-def _operations_outside_the_lab(inventory_dir: Path, root: Path) -> None:
-    """Backups and reports in the module's temp dir: the lab's state dir must be empty after teardown."""
-    path = inventory_dir / "group_vars/all/operations.yml"
-    text = re.sub(r"(?m)^backup_repository: .*$", f"backup_repository: {root / 'config-backups'}", path.read_text())
-    path.write_text(re.sub(r"(?m)^report_dir: .*$", f"report_dir: {root / 'reports'}", text))
-
-
 @pytest.fixture(scope="module")
-def cycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cycle]:
-    if os.geteuid() != 0:
-        pytest.fail("lab tests build network namespaces and need root")
-    from dzops.execute.ap import provision_ap
-    from dzops.execute.wan import provision_wan
-    from dzops.inventory.edit import write_wan_subnets
-    from dzops.plan.ap import access_points_in_scope
-    from dzops.plan.wan import links_in_scope
-
-    prefix, octet = module_lab_names("m", "DZOPS_TEST_LAB_OCTET_WANGDUE_CYCLE", 64)
-    root = tmp_path_factory.mktemp("wangdue-cycle")
-    with sample_lab(root, WANGDUE, prefix, octet) as handle:
-        _operations_outside_the_lab(handle.inventory_dir, root)
-        state = Cycle(handle=handle, root=root)
-        inventory = handle.inventory()
-        state.wan = provision_wan(inventory, links_in_scope(inventory), verify_timeout=150)
-        write_wan_subnets(handle.inventory_dir, {r.link: r.subnet for r in state.wan if r.verified and r.subnet})
-        inventory = handle.inventory()
-        state.ap = provision_ap(inventory, access_points_in_scope(inventory), verify_timeout=120)
-        yield state
+def cycle(wangdue_cycle: Cycle) -> Cycle:
+    return wangdue_cycle
 
 
 # -- provision-wan --------------------------------------------------------------------------------
