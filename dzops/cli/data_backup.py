@@ -34,6 +34,8 @@ app = DzopsTyper(help="Back up databases and files with restic; list, restore, v
 LimitOption = Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", autocompletion=complete.hosts_and_groups,
                                                  help="Only these servers: an Ansible host pattern.")]
 EmailOption = Annotated[bool, typer.Option("--email", help="Mail the report with the inventory's mail settings.")]
+RepositoryOption = Annotated[int, typer.Option(
+    "--repository", metavar="N", help="Read each server's Nth repository, in data_backups order (default: the first).")]
 
 
 @app.command("run")
@@ -110,13 +112,15 @@ def _run_and_report(settings: Settings, action: str, scope: list[str], *, extrav
 @app.command("list")
 @contract
 def list_(ctx: typer.Context, limit: LimitOption = None, forks: ForksOption = None,
-          json_output: JsonOption = False) -> None:
+          repository: RepositoryOption = 1, json_output: JsonOption = False) -> None:
     """Each server's snapshots: item, time, age, and the size of each item's newest snapshot."""
     from dzops.execute import data_backup
 
     settings: Settings = ctx.obj
-    scope = data_backup.hosts_in_scope(settings.load_inventory(), settings.limit)
-    code, _ = _run_and_report(settings, "snapshots", scope, save=False)
+    inventory = settings.load_inventory()
+    scope = data_backup.hosts_in_scope(inventory, settings.limit)
+    code, _ = _run_and_report(settings, "snapshots", scope, save=False,
+                              extravars=data_backup.repository_vars(inventory, scope, repository))
     if code:
         raise typer.Exit(code)
 
@@ -137,6 +141,7 @@ def restore(
     in_place: Annotated[bool, typer.Option(
         "--in-place", help="Overwrite the live database or files with the backup (asks first).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --in-place.")] = False,
+    repository: RepositoryOption = 1,
     json_output: JsonOption = False,
 ) -> None:
     """Bring back one database or path from a snapshot; live data is never touched without --in-place."""
@@ -148,6 +153,7 @@ def restore(
     settings: Settings = ctx.obj
     inventory = settings.load_inventory()
     what = data_backup.restore_target(inventory, server, database, path)
+    from_repository = data_backup.repository_vars(inventory, [server], repository)
     if in_place and to:
         raise UsageError("--in-place restores over the live data; --to names another place: give one of them")
     if not re.fullmatch(r"latest|[0-9a-f]{8,64}", snapshot):
@@ -160,7 +166,7 @@ def restore(
             say("dzops: nothing restored")
             raise typer.Exit(ExitCode.OK)
     extravars = {"dz_data_backup_restore": what, "dz_data_backup_snapshot": snapshot,
-                 "dz_data_backup_target": to or "", "dz_data_backup_in_place": in_place}
+                 "dz_data_backup_target": to or "", "dz_data_backup_in_place": in_place, **from_repository}
     code, _ = _run_and_report(settings, "restore", [server], extravars=extravars, save=False)
     if code:
         raise typer.Exit(code)
@@ -169,14 +175,16 @@ def restore(
 @app.command("verify")
 @contract
 def verify(ctx: typer.Context, limit: LimitOption = None, email: EmailOption = False, forks: ForksOption = None,
-           json_output: JsonOption = False) -> None:
+           repository: RepositoryOption = 1, json_output: JsonOption = False) -> None:
     """Restore test: the newest snapshot of each database into a scratch database and of each path
     into a scratch directory; row counts and checksums compared; the scratch dropped; repository read."""
     from dzops.execute import data_backup
 
     settings: Settings = ctx.obj
-    scope = data_backup.hosts_in_scope(settings.load_inventory(), settings.limit)
-    code, _ = _run_and_report(settings, "verify", scope, email=email)
+    inventory = settings.load_inventory()
+    scope = data_backup.hosts_in_scope(inventory, settings.limit)
+    code, _ = _run_and_report(settings, "verify", scope, email=email,
+                              extravars=data_backup.repository_vars(inventory, scope, repository))
     if code:
         raise typer.Exit(code)
 
@@ -184,12 +192,14 @@ def verify(ctx: typer.Context, limit: LimitOption = None, email: EmailOption = F
 @app.command("check")
 @contract
 def check_(ctx: typer.Context, limit: LimitOption = None, email: EmailOption = False, forks: ForksOption = None,
-           json_output: JsonOption = False) -> None:
+           repository: RepositoryOption = 1, json_output: JsonOption = False) -> None:
     """restic check of each server's repository, reading its pack files (a damaged pack fails it)."""
     from dzops.execute import data_backup
 
     settings: Settings = ctx.obj
-    scope = data_backup.hosts_in_scope(settings.load_inventory(), settings.limit)
-    code, _ = _run_and_report(settings, "check", scope, email=email)
+    inventory = settings.load_inventory()
+    scope = data_backup.hosts_in_scope(inventory, settings.limit)
+    code, _ = _run_and_report(settings, "check", scope, email=email,
+                              extravars=data_backup.repository_vars(inventory, scope, repository))
     if code:
         raise typer.Exit(code)

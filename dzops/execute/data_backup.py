@@ -42,6 +42,23 @@ def hosts_in_scope(inventory: Inventory, limit: str | None) -> list[str]:
     return scope
 
 
+def repository_vars(inventory: Inventory, scope: list[str], number: int) -> dict[str, Any]:
+    """Extra vars that make list, restore, verify and check read each server's `number`th repository
+    (1-based, in data_backups order; backup always writes to every one).
+
+    Raises UsageError naming a server in scope that has fewer repositories.
+    """
+    if number < 1:
+        raise UsageError(f"--repository: {number} is not a repository number (1 is the first)")
+    for host in scope:
+        backup = inventory.devices[host].data_backups
+        count = len(backup.repositories) if backup is not None else 0
+        if number > count:
+            raise UsageError(f"--repository {number}: {host} has {count} repositor{'y' if count == 1 else 'ies'} "
+                             "in its data_backups")
+    return {"dz_data_backup_repository_index": number - 1}
+
+
 def restore_target(inventory: Inventory, host: str, database: str | None, path: str | None) -> dict[str, Any]:
     """What `restore --database NAME | --path PATH` means on this server: which backed-up item holds it.
 

@@ -111,3 +111,30 @@ def test_restic_finding_no_repository_server_makes_the_host_unreachable(inventor
 def test_unknown_action_is_refused(inventory: Any) -> None:
     with pytest.raises(UsageError, match="unknown data-backup action 'prune'"):
         data_backup.run_action(inventory, "prune")
+
+
+@pytest.mark.parametrize(("number", "expected", "message"), [
+    (1, {"dz_data_backup_repository_index": 0}, None),
+    (2, None, f"--repository 2: {SRV} has 1 repository in its data_backups"),
+    (0, None, "--repository: 0 is not a repository number"),
+])
+def test_repository_number_picks_the_repository_read(inventory: Any, number: int, expected: dict | None,
+                                                     message: str | None) -> None:
+    if message is None:
+        assert data_backup.repository_vars(inventory, [SRV], number) == expected
+    else:
+        with pytest.raises(UsageError, match=message):
+            data_backup.repository_vars(inventory, [SRV], number)
+
+
+@pytest.mark.parametrize("command", [["verify"], ["restore", SRV, "--path", "/srv/share"]])
+def test_a_repository_the_server_lacks_is_refused_before_anything_runs(command: list[str], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "dzops", "data-backup", *command, "--repository", "3"],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "DZOPS_STATE_DIR": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert f"--repository 3: {SRV} has 1 repository" in proc.stderr
