@@ -5,17 +5,17 @@ Builds a two-server lab from the sample inventory (punakha-hq-srv1 with its data
 punakha-hq-web1 holding the repository), lets dzops prepare the SFTP access once on the small
 sample data, then adds the benchmark data (--files-mb of random files under /srv/share/bench, a
 table of about --db-mb in the PostgreSQL dzongkhag database) and times, --runs rounds each, every
-round into an empty repository:
+run into an empty repository, the two sides taking turns to go first:
 
   * dzops: `python -m dzops -i INV data-backup run` (the whole run: Python and ansible-runner, the
-    MariaDB dump too, the per-item snapshots, retention, unlock);
+    setup probe, the MariaDB dump too, one snapshot per item, retention);
   * by hand, inside the server as an admin would type it: `restic init`, `pg_dump -Fc` into a file,
     `restic backup` of the dump and /srv/share, over the same SFTP access;
 
 and prints the ratio dzops / by hand (target <= 1.2). Page caches are warmed (the files read once)
 before the rounds. The lab is torn down at the end, also on failure or Ctrl-C.
 
-    python benchmarks/data_backup.py [--files-mb 1024] [--db-mb 100] [--runs 1] [--prefix dbb] [--octet 56]
+    python benchmarks/data_backup.py [--files-mb 1024] [--db-mb 100] [--runs 3] [--prefix dbb] [--octet 56]
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files-mb", type=int, default=1024)
     parser.add_argument("--db-mb", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--prefix", default="dbb")  # 1-6 of [a-z0-9]
     parser.add_argument("--octet", type=int, default=56)
     args = parser.parse_args()
@@ -127,15 +127,21 @@ def main() -> int:
         print(f"data: /srv/share {files}, database dzongkhag {size}", file=sys.stderr)
         console(lab, SRV, "cat /srv/share/bench/* > /dev/null")  # both sides start with warm caches
         ours, hand = [], []
-        for n in range(args.runs):
-            console(lab, WEB, f"rm -rf {DZOPS_REPO} {HAND_REPO} && install -d -o dzbackup -g dzbackup -m 0700 "
-                              f"{DZOPS_REPO} {HAND_REPO}")
-            ours.append(dzops_run())
-            print(f"round {n + 1}: dzops {ours[-1]:.1f} s", file=sys.stderr)
+
+        def by_hand() -> float:
             start = time.perf_counter()
             console(lab, SRV, HAND)
-            hand.append(time.perf_counter() - start)
-            print(f"round {n + 1}: by hand {hand[-1]:.1f} s", file=sys.stderr)
+            return time.perf_counter() - start
+
+        for n in range(args.runs):
+            # Each side into an empty repository, in turns (odd rounds by hand first): neither side
+            # always meets the caches the other one warmed.
+            for side in (("hand", "dzops") if n % 2 else ("dzops", "hand")):
+                console(lab, WEB, f"rm -rf {DZOPS_REPO} {HAND_REPO} && install -d -o dzbackup -g dzbackup -m 0700 "
+                                  f"{DZOPS_REPO} {HAND_REPO}")
+                (ours if side == "dzops" else hand).append(dzops_run() if side == "dzops" else by_hand())
+            print(f"round {n + 1}: dzops {ours[-1]:.1f} s, by hand {hand[-1]:.1f} s, ratio {ours[-1] / hand[-1]:.2f} "
+                  f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr)
         mine, theirs = statistics.median(ours), statistics.median(hand)
         print(f"dzops data-backup run: {mine:.1f} s (median of {args.runs})")
         print(f"pg_dump + restic backup by hand: {theirs:.1f} s (median of {args.runs})")
