@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import subprocess
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -131,11 +129,12 @@ def test_inventory_check_rejects(tmp_path: Path, old: str, new: str, message: st
     users = inv / "group_vars/all/users.yml"
     assert old in users.read_text()
     users.write_text(users.read_text().replace(old, new, 1))
-    proc = subprocess.run([sys.executable, "-m", "dzops", "-i", str(inv), "inventory", "check"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 3, proc.stderr
-    assert message in proc.stdout + proc.stderr
-    assert "Secret123" not in proc.stderr + proc.stdout
+    from tests.inventory.test_checks import dzops  # the console entry point in-process, output captured
+
+    run = dzops(tmp_path, "-i", str(inv), "inventory", "check")
+    assert run.code == 3, run.stderr
+    assert message in run.text
+    assert "Secret123" not in run.text
 
 
 def test_add_and_remove_keep_comments(tmp_path: Path) -> None:
