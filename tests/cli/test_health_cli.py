@@ -14,7 +14,7 @@ import pytest
 
 from dzops.cli.exit_codes import ExitCode
 from dzops.plan.health import Result
-from tests.cli.test_option_contract import World, dzops, world  # noqa: F401 - the fixture
+from tests.cli.test_option_contract import World, dzops, world, world_root, world_template  # noqa: F401 - fixtures
 
 DOWN = {"link:hq-talo", "lan:talo", "device:gewog-talo-ap1", "ap:gewog-talo-ap1"}
 

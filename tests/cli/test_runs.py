@@ -18,7 +18,7 @@ import pytest
 from dzops.cli.exit_codes import ExitCode
 from dzops.models import HostResult, LinkResult
 from dzops.state.ledger import FAILED
-from tests.cli.test_option_contract import LIMIT, TALO, World, dzops, world  # noqa: F401 - world is a fixture
+from tests.cli.test_option_contract import LIMIT, TALO, World, dzops, world, world_root, world_template  # noqa: F401 - fixtures
 
 TALO_RTR, TALO_SW = "gewog-talo-rtr1", "gewog-talo-sw1"
 
