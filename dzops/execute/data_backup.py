@@ -17,7 +17,7 @@ from typing import Any
 
 from dzops.exceptions import UsageError
 from dzops.execute.ssh import explain_host_key
-from dzops.inventory.limit import select_hosts
+from dzops.inventory.limit import select_among
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 
@@ -33,13 +33,8 @@ def hosts_in_scope(inventory: Inventory, limit: str | None) -> list[str]:
     hosts = [name for name, device in inventory.devices.items() if device.data_backups is not None]
     if not hosts:
         raise UsageError("no server in the inventory has data_backups")
-    if not limit:
-        return hosts
-    wanted = set(select_hosts(inventory, limit))
-    scope = [host for host in hosts if host in wanted]
-    if not scope:
-        raise UsageError(f"--limit: '{limit}' selects no server with data_backups (those: {', '.join(hosts)})")
-    return scope
+    return select_among(inventory, limit, hosts,
+                        f"--limit: '{limit}' selects no server with data_backups (those: {', '.join(hosts)})")
 
 
 def repository_vars(inventory: Inventory, scope: list[str], number: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dzops.exceptions import UsageError
 from dzops.execute.ssh import explain_host_key
-from dzops.inventory.limit import select_hosts
+from dzops.inventory.limit import select_among
 from dzops.inventory.models import Inventory
 from dzops.models import HostResult
 
@@ -77,14 +77,8 @@ def hosts_in_scope(inventory: Inventory, limit: str | None) -> list[str]:
 
     Raises UsageError for a name that matches nothing, or only hosts that are not Linux servers.
     """
-    servers = list(inventory.groups.get(PATCH_GROUP, ()))
-    if not limit:
-        return servers
-    wanted = set(select_hosts(inventory, limit))
-    scope = [host for host in servers if host in wanted]
-    if not scope:
-        raise UsageError(f"--limit: '{limit}' selects no host in group '{PATCH_GROUP}' (only Linux servers are patched)")
-    return scope
+    return select_among(inventory, limit, list(inventory.groups.get(PATCH_GROUP, ())),
+                        f"--limit: '{limit}' selects no host in group '{PATCH_GROUP}' (only Linux servers are patched)")
 
 
 @dataclass

@@ -134,3 +134,18 @@ def select_hosts(inventory: Any, limit: str | None) -> list[str]:
     if not hosts:
         raise UsageError(f"--limit: '{limit}' leaves no host to run on")
     return hosts
+
+
+def select_among(inventory: Any, limit: str | None, candidates: list[str], refusal: str) -> list[str]:
+    """The candidates a --limit selects (all of them without one), in their order.
+
+    `refusal` is the UsageError message when the limit leaves none: it says what the candidates are
+    (a limit that names only other hosts is a typo, never a run against nothing).
+    """
+    if not limit:
+        return list(candidates)
+    wanted = set(select_hosts(inventory, limit))
+    scope = [host for host in candidates if host in wanted]
+    if not scope:
+        raise UsageError(refusal)
+    return scope
