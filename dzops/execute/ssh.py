@@ -272,26 +272,27 @@ def _names_host(line: str, name: str) -> bool:
 
 # --- connecting --------------------------------------------------------------------------------
 
-_parsed: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_parsed: dict[str, tuple[bytes, Any]] = {}
 _parsing = threading.Lock()
 _importing = threading.Lock()
 
 
 def parsed_known_hosts(path: Path) -> Any:
-    """paramiko's HostKeys of a known_hosts file, parsed once per version of the file.
+    """paramiko's HostKeys of a known_hosts file, parsed once per content of the file.
 
     paramiko turns every line into a key object: loading the whole file for each connection made a
-    fan-out quadratic in the number of devices (100 routers: half a CPU-second of parsing). A file
-    replaced or edited since (onboard writes it atomically: a new inode) is read again.
+    fan-out quadratic in the number of devices (100 routers: half a CPU-second of parsing). The file
+    is still read at every login and its digest compared (microseconds): any change, however quick
+    or same-sized (a replaced key), is parsed again.
     """
     import paramiko
 
-    info = os.stat(path)
-    stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+    digest = hashlib.sha256(Path(path).read_bytes()).digest()
     with _parsing:  # one thread parses, the others wait for its result instead of parsing too
         cached = _parsed.get(str(path))
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, paramiko.HostKeys(str(path)))
+        if cached is None or cached[0] != digest:
+            # A file changing between the digest and this parse is caught by the next login's digest.
+            cached = (digest, paramiko.HostKeys(str(path)))
             _parsed[str(path)] = cached
         return cached[1]
 

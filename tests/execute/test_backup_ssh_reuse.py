@@ -1,6 +1,6 @@
 """What a 100-router backup shares between its logins, and what it must still see fresh.
 
-known_hosts is parsed once per version of the file (paramiko parses every line into a key, so
+known_hosts is parsed once per content of the file (paramiko parses every line into a key, so
 once per login made a fan-out quadratic), yet a key replaced during a run is the one checked.
 paramiko is imported without invoke (only ssh_config `Match exec` uses it), and invoke stays
 importable for whoever wants it.
@@ -56,6 +56,16 @@ def test_known_hosts_is_parsed_once_per_version_and_a_replaced_key_is_refused(
     with pytest.raises(HostKeyMismatch, match="SSH HOST KEY CHANGED"):
         ssh.connect(creds)
     assert parses == [str(known_hosts)] * 2
+
+    # edited in place, same size, within the same clock tick: the content decides, not the file's stat
+    server.write_known_hosts(known_hosts)
+    ssh.connect(creds).close()
+    before = known_hosts.stat()
+    server.write_known_hosts(known_hosts, other)
+    assert known_hosts.stat().st_size == before.st_size and known_hosts.stat().st_ino == before.st_ino
+    with pytest.raises(HostKeyMismatch, match="SSH HOST KEY CHANGED"):
+        ssh.connect(creds)
+    assert parses == [str(known_hosts)] * 4
 
 
 def test_paramiko_comes_without_invoke_and_invoke_stays_importable() -> None:
