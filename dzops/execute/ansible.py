@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,39 @@ def write_extravars(data_dir: Path, extravars: dict[str, Any]) -> Path:
     return path
 
 
+class _Interrupts:
+    """SIGINT/SIGTERM during a play: the play is cancelled (ansible-runner asks `seen`), then the
+    signal goes on to the handlers that were there before, as if the play had not been running.
+
+    Left to itself ansible-runner installs handlers that only set a flag and never puts the old ones
+    back: every later Ctrl-C of the process (dzops, or a test session's teardown) would be swallowed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.saved: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            self.saved = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
+            for signum in self.SIGNALS:
+                signal.signal(signum, self._note)
+
+    def _note(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def seen(self) -> bool:
+        return self.signum is not None
+
+    def restore(self, deliver: bool = False) -> None:
+        saved, self.saved = self.saved, {}
+        for signum, handler in saved.items():
+            if handler is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(signum, handler)
+        if deliver and self.signum is not None:
+            signal.raise_signal(self.signum)
+
+
 def run_playbook(
     inventory_dir: Path,
     playbook: str,
@@ -177,6 +212,7 @@ def run_playbook(
         return False  # events stay out of the artifacts dir: results can hold sensitive output
 
     extravars_file = write_extravars(data_dir, extravars) if extravars else None
+    interrupted = _Interrupts()
     try:
         runner = ansible_runner.run(
             private_data_dir=str(data_dir),
@@ -191,7 +227,9 @@ def run_playbook(
             quiet=True,
             suppress_env_files=True,
             passwords=passwords,
+            cancel_callback=interrupted.seen,
         )
+        interrupted.restore(deliver=True)  # a Ctrl-C that cancelled the play now stops dzops too
         run.status, run.rc = runner.status, runner.rc
         _summarise(run, runner.stats or final_stats)
         if not run.hosts and run.rc != 0:
@@ -199,6 +237,7 @@ def run_playbook(
                              f"run with -v and see {data_dir}/artifacts" if keep_artifacts else
                              f"ansible-playbook {playbook} failed before reaching any host (rc {run.rc})")
     finally:
+        interrupted.restore()
         if extravars_file is not None:
             extravars_file.unlink(missing_ok=True)  # kept artifacts never keep the hashes
         if not keep_artifacts:

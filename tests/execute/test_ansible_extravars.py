@@ -94,3 +94,39 @@ def test_no_extravars_no_file(local_inventory: Path, tmp_path: Path, monkeypatch
     (data_dir,) = runs.glob("dzops-runner-*")
     (command_file,) = data_dir.glob("artifacts/*/command")
     assert "-e" not in json.loads(command_file.read_text())["command"]
+
+
+def test_signal_handlers_are_put_back_after_a_play(local_inventory: Path) -> None:
+    import signal
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    before = {s: signal.signal(s, mine) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert run_playbook(local_inventory, "ping.yml").rc == 0
+        # ansible-runner alone leaves its flag-only handlers: every later Ctrl-C would be swallowed
+        assert signal.getsignal(signal.SIGINT) is mine and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def test_ctrl_c_during_a_play_cancels_it_then_reaches_the_old_handler(local_inventory: Path) -> None:
+    import signal
+
+    received: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        sent: list[bool] = []
+
+        def interrupt(event: TaskEvent) -> None:
+            if not sent:
+                sent.append(True)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        run = run_playbook(local_inventory, "ping.yml", on_event=interrupt)
+        assert run.status == "canceled"
+        assert received == [signal.SIGINT]  # delivered once, after the play stopped
+    finally:
+        signal.signal(signal.SIGINT, before)
