@@ -231,7 +231,7 @@ def test_lab_up_configured_then_drift_reports_no_drift(tmp_path: Path) -> None:
         drifted = {d["host"]: [f["title"] for f in d["findings"]] for d in report["devices"] if d["findings"]}
         assert proc.returncode == ExitCode.OK and drifted == {}, drifted
         assert report["counts"]["devices"] == 37
-        _typed_fixture_sessions_reach_intended(inventory_dir, env)
+        _typed_fixture_sessions_reach_intended(inventory_dir, prefix, state_root)
     finally:
         pids |= lab_pids(prefix, state_root / prefix)
         dzops("lab", "down")
@@ -241,14 +241,19 @@ def test_lab_up_configured_then_drift_reports_no_drift(tmp_path: Path) -> None:
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "remediation"
 
 
-def _typed_fixture_sessions_reach_intended(inventory_dir: Path, env: dict[str, str]) -> None:
+def _typed_fixture_sessions_reach_intended(inventory_dir: Path, prefix: str, state_root: Path) -> None:
     """Every remediation fixture of this router, typed at a real vtysh, turns its running config
     into its intended one (frr-reload, which found the delta, is the judge of the result)."""
     from dzops.execute.drivers import driver_for
     from dzops.execute.ssh import credentials
     from dzops.inventory.loader import load_inventory
+    from dzops.lab.builder import Lab
+    from dzops.lab.from_inventory import spec_from_inventory
 
     inventory = load_inventory(inventory_dir)
+    # The console of the lab `lab up` built (found through its state file, as `dzops lab exec` finds
+    # it), typed at from here: one interpreter instead of a dzops process per fixture.
+    lab = Lab(spec_from_inventory(inventory, prefix, state_root=state_root, configured=True))
     cases = [p for p in sorted(FIXTURES.iterdir()) if f"hostname {ROUTER}\n" in (p / "intended.conf").read_text()]
     assert len(cases) >= 6
     driver = driver_for("frr", credentials(inventory, inventory.devices[ROUTER]))
@@ -257,10 +262,10 @@ def _typed_fixture_sessions_reach_intended(inventory_dir: Path, env: dict[str, s
         for case in cases:
             driver.load_replace_candidate((case / "running.conf").read_text())
             commands = (case / "commands.txt").read_text().splitlines()
-            argv = [sys.executable, "-m", "dzops", "lab", "exec", ROUTER, "--", "vtysh"]
+            argv = ["vtysh"]
             for command in commands:
                 argv += ["-c", command.strip()]
-            typed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+            typed = lab.exec(ROUTER, argv)
             assert typed.returncode == 0 and "% " not in typed.stdout, (case.name, typed.stdout, typed.stderr)
             driver.get_config()
             assert driver.compare_config((case / "intended.conf").read_text()).empty, case.name
