@@ -102,6 +102,23 @@ def test_backup_makes_one_snapshot_per_database_and_path(db: Env) -> None:
     assert db.console(SRV, "stat -c %a /etc/dzops/data-backup/password").strip() == "600"
 
 
+def test_an_unchanged_server_backs_up_in_one_task_and_a_refused_key_is_put_back(db: Env) -> None:
+    proc = db.run("data-backup", "run")
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    # set up by the run before: the backup's one task, no setup step, no delegated probe
+    assert "Dump, back up to every repository" in proc.stderr
+    assert "What is in place on each repository server" not in proc.stderr, proc.stderr
+    # someone removes the backup key on the repository server: the run notices the refusal, sets the
+    # key up again (real ssh, real restic) and backs up
+    keys = "/var/lib/dzbackup/.ssh/authorized_keys"
+    db.console(REPO_HOST, f"sed -i '/ dzops-data-backup@{SRV}$/d' {keys}")
+    again = db.run("data-backup", "run", "--json")
+    assert again.returncode == ExitCode.OK, again.stderr
+    assert db.console(REPO_HOST, f"grep -c ' dzops-data-backup@{SRV}$' {keys}").strip() == "1"
+    [host] = json.loads(again.stdout)["hosts"]
+    assert {(s["kind"], s["name"]) for s in host["data"]["snapshots"]} == ITEMS
+
+
 @pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
 def test_row_written_backed_up_table_dropped_restored_in_place(db: Env, engine: str) -> None:
     query = psql if engine == "postgresql" else mariadb

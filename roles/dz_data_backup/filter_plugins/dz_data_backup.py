@@ -49,6 +49,32 @@ def items(databases: list[dict[str, Any]], paths: list[dict[str, Any]], staging:
     return out
 
 
+def repos(repositories: list[dict[str, Any]], etc: str, addresses: dict[str, str]) -> list[dict[str, Any]]:
+    """restic's arguments for each repository: an SFTP one through the ssh_config alias setup writes
+    (key, host key, timeouts), a local one by its path. `addresses`: repository server -> ansible_host.
+
+    >>> r = repos([{"kind": "sftp", "host": "web1", "path": "/srv/r"}, {"kind": "local", "path": "/b"}],
+    ...           "/etc/d", {"web1": "10.0.0.2"})
+    >>> r[0]["url"], r[0]["args"]
+    ('sftp:dzbackup@10.0.0.2:/srv/r', ['-r', 'sftp:dz-repo-web1:/srv/r', '-o', 'sftp.command=ssh -F /etc/d/ssh_config dz-repo-web1 -s sftp'])
+    >>> r[1]["url"], r[1]["args"], r[1]["kind"]
+    ('/b', ['-r', '/b'], 'local')
+    """
+    out = []
+    for repo in repositories:
+        if repo["kind"] == "sftp":
+            user, alias = repo.get("user") or "dzbackup", f"dz-repo-{repo['host']}"
+            out.append({"host": repo["host"], "kind": "sftp", "user": user, "path": repo["path"],
+                        "ssh": ["ssh", "-F", f"{etc}/ssh_config", alias],
+                        "url": f"sftp:{user}@{addresses[repo['host']]}:{repo['path']}",
+                        "args": ["-r", f"sftp:{alias}:{repo['path']}",
+                                 "-o", f"sftp.command=ssh -F {etc}/ssh_config {alias} -s sftp"]})
+        else:
+            out.append({"host": "", "kind": "local", "path": repo["path"], "url": repo["path"],
+                        "args": ["-r", repo["path"]]})
+    return out
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Every JSON object of restic's --json output (status lines, then a summary); other lines ignored.
 
@@ -126,6 +152,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "dz_data_backup_items": items,
+            "dz_data_backup_repos": repos,
             "dz_data_backup_json": json_lines,
             "dz_data_backup_tags": item_tags,
             "dz_data_backup_dump_file": dump_file,
