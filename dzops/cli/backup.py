@@ -39,29 +39,46 @@ def collect_and_store(inventory: Any, hosts: list[str], *, kind: str, intended: 
     from dzops.exceptions import UsageError
     from dzops.execute.backup import collect
     from dzops.report.scrub import inventory_secrets, scrub
-    from dzops.report.store import Snapshot, write_and_commit
+    from dzops.report.store import Snapshot, writing
 
     if inventory.backup_repository is None:
         raise UsageError(f"{inventory.root}: backup_repository is not set (group_vars/all)")
     secrets = inventory_secrets(inventory)
-    done: set[int] = set()
 
-    def scrubbed(b: Any) -> None:  # in the pool, as each device comes in: hidden behind the others
-        b.files = {name: scrub(text, b.syntax_of(name), secrets) for name, text in b.files.items()}
-        b.error = scrub(b.error, "linux", secrets) if b.error else None
-        done.add(id(b))
+    def snapshot(b: Any) -> Any:
+        return Snapshot(host=b.host, site=b.site, files=b.files, error=None if b.reachable else b.error)
 
-    backups = collect(inventory, hosts, intended=intended, progress=progress, each=scrubbed,
-                      **({"workers": forks} if forks else {}))
-    for b in backups:
-        if id(b) not in done:  # nothing leaves unscrubbed, whichever collector ran
-            scrubbed(b)
-    snapshots = [Snapshot(host=b.host, site=b.site, files=b.files, error=None if b.reachable else b.error)
-                 for b in backups]
+    def run(store: Any) -> list[Any]:
+        done: set[int] = set()
+        refused: list[Exception] = []
+
+        def scrubbed(b: Any) -> None:  # in the pool, as each device comes in: hidden behind the others
+            b.files = {name: scrub(text, b.syntax_of(name), secrets) for name, text in b.files.items()}
+            b.error = scrub(b.error, "linux", secrets) if b.error else None
+            done.add(id(b))
+            if store is not None:  # compared with the repository (and written if it differs) right away
+                try:
+                    store.put(snapshot(b))
+                except Exception as exc:  # noqa: BLE001 - raised once the fan-out is over: no commit
+                    refused.append(exc)
+
+        backups = collect(inventory, hosts, intended=intended, progress=progress, each=scrubbed,
+                          **({"workers": forks} if forks else {}))
+        for b in backups:
+            if id(b) not in done:  # nothing leaves unscrubbed or unwritten, whichever collector ran
+                scrubbed(b)
+        if refused:
+            raise refused[0]
+        return backups
+
     if not commit:
-        return backups, would_change(inventory.backup_repository, snapshots)
-    result = write_and_commit(inventory.backup_repository, snapshots, kind=kind, when=when)
-    return backups, result
+        backups = run(None)
+        return backups, would_change(inventory.backup_repository, [snapshot(b) for b in backups])
+    # The repository's lock is held from the first device in to the commit: no other run's files
+    # can mix into this one's, and only git is left once the last device is in.
+    with writing(inventory.backup_repository) as store:
+        backups = run(store)
+        return backups, store.commit([snapshot(b) for b in backups], kind=kind, when=when)
 
 
 def would_change(repo: Path, snapshots: list[Any]) -> Any:
@@ -83,12 +100,19 @@ def would_change(repo: Path, snapshots: list[Any]) -> Any:
 
 def _before_first_login() -> None:
     """What the run needs before its first login, prepared while the inventory loads (its Vault key
-    derivation runs outside the GIL): paramiko, and the scrub table of the first message on stderr.
-    Not a daemon thread: a run that fails early ends once this has."""
+    derivation and file reads run outside the GIL): paramiko, the collector, scrubber and store the
+    fan-out and commit use, and the scrub table of the first message on stderr. Imported here, the
+    main thread finds them loaded after the inventory instead of importing them one by one between
+    the load and the first login. Not a daemon thread: a run that fails early ends once this has."""
     from dzops.execute.ssh import import_paramiko
     from dzops.scrub import ANY, table
 
     import_paramiko()
+    import dzops.execute.backup
+    import dzops.execute.drivers.frr
+    import dzops.report.scrub
+    import dzops.report.store  # noqa: F401 - loaded for the main thread
+    "".encode("idna")  # the first connect by address loads this codec otherwise
     table(ANY)
 
 

@@ -17,6 +17,8 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from dzops.exceptions import DzopsError
 from dzops.state import file_lock, private_dir, write_private
 
 AUTHOR = ("dzops", "dzops@localhost")
-LOCK_TIMEOUT_S = 600.0  # another run's write and commit: seconds, even for a large Dzongkhag
+LOCK_TIMEOUT_S = 600.0  # another run's collection, writes and commit (it holds the lock from its first device in)
 
 
 class StoreError(DzopsError):
@@ -131,10 +133,43 @@ def commit_message(kind: str, snapshots: list[Snapshot], changed: dict[str, list
 def write_and_commit(repo: Path, snapshots: list[Snapshot], *, kind: str = "backup",
                      when: dt.datetime | None = None) -> CommitResult:
     """Write the reachable devices' files (replacing their directories) and commit if anything changed."""
-    when = when or dt.datetime.now().astimezone()
+    with writing(repo) as run:
+        for snap in snapshots:
+            run.put(snap)
+        return run.commit(snapshots, kind=kind, when=when)
+
+
+@contextmanager
+def writing(repo: Path) -> Iterator[StoreRun]:
+    """One run's writes and commit, under the repository's lock from the first `put` to the commit.
+
+    A fan-out puts each device's files as the device comes in (from its worker thread), so the
+    comparisons and writes overlap the devices still being collected and only git is left after the
+    last one.
+    """
     ensure_repository(repo)
     with file_lock(repo, f"backup repository {repo}", timeout=LOCK_TIMEOUT_S):
-        return _write_and_commit(repo, snapshots, kind, when)
+        yield StoreRun(repo)
+
+
+class StoreRun:
+    """The repository while one run holds its lock (see `writing`)."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+
+    def put(self, snap: Snapshot) -> None:
+        """Write one reachable device's files, replacing its folder, unless it holds them already.
+
+        Safe from several threads at once: each device writes only its own folder.
+        """
+        if not snap.error:
+            _write_device(self.repo, snap)
+
+    def commit(self, snapshots: list[Snapshot], *, kind: str = "backup",
+               when: dt.datetime | None = None) -> CommitResult:
+        """Commit what the run's puts (or an interrupted earlier run) changed; `snapshots` name the run."""
+        return _commit(self.repo, snapshots, kind, when or dt.datetime.now().astimezone())
 
 
 def _holds_exactly(target: Path, files: dict[str, str]) -> bool:
@@ -159,23 +194,23 @@ def _head_and_dirty(repo: Path) -> tuple[str | None, bool]:
     return previous, dirty
 
 
-def _write_and_commit(repo: Path, snapshots: list[Snapshot], kind: str, when: dt.datetime) -> CommitResult:
-    for snap in snapshots:
-        if snap.error:
-            continue
-        target = repo / device_dir(snap.site, snap.host)
-        if _holds_exactly(target, snap.files):
-            continue  # unchanged (the daily case): not rewritten, so no fsync and git's stat cache holds
-        if target.exists():
-            shutil.rmtree(target)  # a file gone from the device is gone from its backup
-        for name, text in snap.files.items():
-            path = target / name
-            if not path.resolve().is_relative_to(target.resolve()):
-                raise StoreError(f"{snap.host}: refusing to write {name!r} outside {target}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_private(path, text)
+def _write_device(repo: Path, snap: Snapshot) -> None:
+    target = repo / device_dir(snap.site, snap.host)
+    if _holds_exactly(target, snap.files):
+        return  # unchanged (the daily case): not rewritten, so no fsync and git's stat cache holds
+    if target.exists():
+        shutil.rmtree(target)  # a file gone from the device is gone from its backup
+    for name, text in snap.files.items():
+        path = target / name
+        if not path.resolve().is_relative_to(target.resolve()):
+            raise StoreError(f"{snap.host}: refusing to write {name!r} outside {target}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, text)
+
+
+def _commit(repo: Path, snapshots: list[Snapshot], kind: str, when: dt.datetime) -> CommitResult:
     # The daily case (nothing changed anywhere) is answered by one git call; staging and listing
-    # what changed only when something did. HEAD is not moved by the writes above.
+    # what changed only when something did. HEAD is not moved by the run's puts.
     previous, dirty = _head_and_dirty(repo)
     if not dirty:
         return CommitResult(commit=None, previous=previous, changed={})
