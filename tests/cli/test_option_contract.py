@@ -121,6 +121,19 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
         record("write_and_commit", hosts=[s.host for s in snapshots])
         return store.CommitResult(commit="0" * 40, previous=None, changed={s.host: [] for s in snapshots})
 
+    class StoreRun:  # a backup writes each device as it comes in, then commits: nothing reaches the repository
+        def put(self, snap: Any) -> None:
+            pass
+
+        def commit(self, snapshots: list[Any], **kwargs: Any) -> Any:
+            return write_and_commit(Path(), snapshots, **kwargs)
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def writing(repo: Path) -> Any:
+        yield StoreRun()
+
     def discover_(inventory: Any, hosts: list[str] | None = None, *, progress: Any = None,
                   workers: int = 10) -> dict[str, Any]:
         names = sorted(hosts if hosts is not None else inventory.devices)
@@ -160,6 +173,7 @@ def _install_spies(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(backup, "collect", collect)
     monkeypatch.setattr(store, "write_and_commit", write_and_commit)
+    monkeypatch.setattr(store, "writing", writing)
     monkeypatch.setattr(discover, "discover", discover_)
     monkeypatch.setattr(wan, "provision_wan", provision_wan)
     monkeypatch.setattr(ap, "provision_ap", provision_ap)
