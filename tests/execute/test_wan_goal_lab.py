@@ -22,7 +22,10 @@ pytestmark = pytest.mark.lab
 
 HQ, TALO, SERVER, WEB = "punakha-hq-rtr1", "gewog-talo-rtr1", "punakha-hq-srv1", "punakha-hq-web1"
 TALO_LAN = "10.31.9.1"
-BOUND = 45  # seconds: the link's own checks pass well within it; a goal that fails runs to its end
+# seconds: a goal that fails runs to its end, so every second here is waited in full; the link's own
+# checks (the change is only its description: OSPF stays Full) pass within a few seconds, even on a
+# busy machine
+BOUND = 20
 
 
 def test_the_first_run_checked_every_gewogs_goal(provisioned_lab) -> None:
