@@ -91,6 +91,13 @@ def _offboard(users: Users) -> subprocess.CompletedProcess[str]:
     return users.dzops("user", "apply", "--json")
 
 
+def _hosts_holding_accounts(users: Users) -> list[str]:
+    """Hosts on which either account made here still exists (getent inside each node)."""
+    lab = users.handle.lab
+    return sorted(name for name in {**users.servers, **users.routers}
+                  if lab.exec(name, ["getent", "passwd", ADMIN, READONLY]).stdout.strip())
+
+
 @pytest.fixture(scope="module")
 def users(punakha_lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Users]:
     root = tmp_path_factory.mktemp("users-lab")
@@ -117,10 +124,14 @@ def users(punakha_lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> I
         state.apply = json.loads(applied.stdout)
         yield state
     finally:
-        _offboard(state)
+        # The last test offboards both accounts and proves them gone: a whole `user apply` again is
+        # needed only where one is still found (a test that failed half-way).
+        if _hosts_holding_accounts(state):
+            _offboard(state)
         for server in state.servers:
             punakha_lab.lab.exec(server, ["sh", "-c", f"rm -f {ARCHIVE_DIR}/{ADMIN}-* {ARCHIVE_DIR}/{READONLY}-*; "
                                                       f"rmdir {ARCHIVE_DIR} 2>/dev/null; true"])
+    assert _hosts_holding_accounts(state) == []
 
 
 def test_apply_creates_accounts_everywhere_their_role_reaches(users: Users) -> None:
