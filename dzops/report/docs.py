@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +126,12 @@ def build_site(inventory: Inventory, topology: Topology, found: Mapping[str, Dev
     diagrams: list[dict[str, Any]] = []
     views = [("topology", topology.title, topology)]
     views += [(f"site-{name}", topology.sites[name], site_view(topology, name)) for name in inventory.sites]
-    for stem, title, view in views:
-        files = diagram.render(view, positions, diagram.FORMATS, output / "diagrams", stem)
+    # One Graphviz process per diagram, side by side: each lays out its own view into its own files,
+    # and the processes, not Python, do the work (a Dzongkhag's 13 diagrams took 7 s one by one).
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        rendered = list(pool.map(lambda v: diagram.render(v[2], positions, diagram.FORMATS, output / "diagrams", v[0]),
+                                 views))
+    for (stem, title, view), files in zip(views, rendered, strict=True):
         written += files.values()
         diagrams.append({"stem": stem, "title": title,
                          "files": {k: f"diagrams/{v.name}" for k, v in files.items()},
