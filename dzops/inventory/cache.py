@@ -29,6 +29,7 @@ identity, so another entry, and the load then fails as it always did.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -183,8 +184,11 @@ def _salt(folder: Path) -> bytes:
     return salt
 
 
+@functools.lru_cache(maxsize=4)
 def vault_keys(secret: bytes, salt: bytes) -> tuple[bytes, bytes]:
     """(identity, encryption key) from a vault password: one slow stretch, two independent HMACs.
+    Kept for the process (it holds the password anyway): a run over several Dzongkhag inventories
+    opened with one vault password stretches it once, not once per inventory.
 
     >>> ident, key = vault_keys(b"pw", b"s" * 32)
     >>> ident != key and len(key) == 32 and vault_keys(b"other", b"s" * 32)[0] != ident
