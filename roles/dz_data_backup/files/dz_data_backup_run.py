@@ -290,6 +290,18 @@ def private_directory(path: str) -> None:
     os.chmod(path, 0o700)
 
 
+def password_in_place(etc: str, password: bytes) -> bool:
+    """The private directory and the password file made right; True when the file was (re)written."""
+    private_directory(etc)
+    return write_if_changed(os.path.join(etc, "password"), password)
+
+
+def missing(packages: list[str]) -> list[str]:
+    """Those of `packages` not installed, in their order."""
+    have = installed(packages) if packages else set()
+    return [p for p in packages if p not in have]
+
+
 def write_if_changed(path: str, content: bytes) -> bool:
     """True when the file was (re)written: missing, another content, owner or mode. Through a
     temporary file renamed over it, so restic never reads half a password."""
@@ -345,8 +357,7 @@ def setup_needed(plan: dict[str, Any]) -> list[str]:
     """What of setup is not in place (empty: the backup can run without it)."""
     check, etc = plan["check"], plan["etc"]
     needed = []
-    packages = check.get("packages") or []
-    if set(packages) - (installed(packages) if packages else set()):
+    if missing(check.get("packages") or []):
         needed.append("packages")
     for repo in plan["repos"]:
         if repo.get("kind") == "local" and not owned_by_root(repo["path"], 0o700):
@@ -370,18 +381,14 @@ def setup_needed(plan: dict[str, Any]) -> list[str]:
 def probe(ask: dict[str, Any], password: bytes) -> dict[str, Any]:
     """setup.yml's one task: the password file made right, and what else is in place."""
     etc = ask["etc"]
-    private_directory(etc)
-    password_changed = write_if_changed(os.path.join(etc, "password"), password)
-    packages = ask.get("packages") or []
-    have = installed(packages) if packages else set()
-    return {"missing": [p for p in packages if p not in have], "password_changed": password_changed,
+    password_changed = password_in_place(etc, password)
+    return {"missing": missing(ask.get("packages") or []), "password_changed": password_changed,
             "pubkey": public_key(etc), "files": {name: file_sha1(os.path.join(etc, name)) for name in ask.get("files") or []}}
 
 
 def run(plan: dict[str, Any], password: bytes) -> dict[str, Any]:
     etc = plan["etc"]
-    private_directory(etc)
-    password_changed = write_if_changed(os.path.join(etc, "password"), password)
+    password_changed = password_in_place(etc, password)
     if plan.get("check"):
         needed = setup_needed(plan)
         if needed:
