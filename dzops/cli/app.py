@@ -126,8 +126,10 @@ def root(
                         format="%(levelname)s %(name)s: %(message)s")
     install_log_filter()  # log records leave through stderr: they pass the egress filter too
     from dzops.cli.dzongkhags import expand
+    from dzops.inventory.cache import stretch_ahead
 
     inventories = expand(inventory or [default_inventory()])
+    stretch_ahead(inventories[0], vault_password_file)  # beside the command's own imports
     ctx.obj = Settings(inventory=inventories[0], dzongkhags=tuple(inventories) if len(inventories) > 1 else (),
                        limit=limit, check=check, diff=diff,
                        json=json_output, verbose=verbose, vault_password_file=vault_password_file, lab=lab)

@@ -169,7 +169,7 @@ def run_playbook(
     import ansible_runner
 
     from dzops.inventory.loader import inventory_source
-    from dzops.inventory.loader import vault_password_file as find_vault_file
+    from dzops.inventory.vault_password import vault_password_file as find_vault_file
 
     source = inventory_source(inventory_dir)
     playbook_path = PLAYBOOKS / playbook

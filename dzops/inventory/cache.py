@@ -29,7 +29,6 @@ identity, so another entry, and the load then fails as it always did.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
 import logging
@@ -38,6 +37,8 @@ import pickle
 import secrets
 import stat
 import sys
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,12 @@ FORMAT = b"dzops-inventory-cache 1\n"
 PBKDF2_ROUNDS = 200_000
 SALT_BYTES = 32
 NONCE_BYTES = 12
+MAX_STRETCHES = 4  # vault passwords x cache salts a process has opened; kept for the process
 MAX_ENTRIES = 64  # one per inventory folder and vault identity; the least recently used go first
 LOCK_WAIT_S = 2.0  # another run storing: skip storing rather than wait long
 VAULT_MARKERS = (b"$ANSIBLE_VAULT", b"!vault")
+_STRETCHES: dict[tuple[bytes, bytes], Future[tuple[bytes, bytes]]] = {}
+_STRETCHES_LOCK = threading.Lock()
 ANSIBLE_CFG_CANDIDATES = ("ansible.cfg", "~/.ansible.cfg", "/etc/ansible/ansible.cfg")
 ENCRYPTED, PLAIN = b"E", b"P"
 
@@ -184,19 +188,57 @@ def _salt(folder: Path) -> bytes:
     return salt
 
 
-@functools.lru_cache(maxsize=4)
 def vault_keys(secret: bytes, salt: bytes) -> tuple[bytes, bytes]:
     """(identity, encryption key) from a vault password: one slow stretch, two independent HMACs.
     Kept for the process (it holds the password anyway): a run over several Dzongkhag inventories
-    opened with one vault password stretches it once, not once per inventory.
+    opened with one vault password stretches it once, not once per inventory. A caller that comes
+    while the same stretch is under way (`stretch_ahead`'s thread) waits for it, not stretch again.
 
     >>> ident, key = vault_keys(b"pw", b"s" * 32)
     >>> ident != key and len(key) == 32 and vault_keys(b"other", b"s" * 32)[0] != ident
     True
     """
-    master = hashlib.pbkdf2_hmac("sha256", secret, salt, PBKDF2_ROUNDS)
-    return (hmac.new(master, b"dzops inventory cache: vault identity", hashlib.sha256).digest(),
-            hmac.new(master, b"dzops inventory cache: encryption key", hashlib.sha256).digest())
+    wanted = (secret, salt)
+    with _STRETCHES_LOCK:
+        stretch = _STRETCHES.get(wanted)
+        mine = stretch is None
+        if stretch is None:
+            stretch = _STRETCHES[wanted] = Future()
+            while len(_STRETCHES) > MAX_STRETCHES:  # the oldest: its waiters hold their own Future
+                del _STRETCHES[next(iter(_STRETCHES))]
+    if mine:
+        try:
+            master = hashlib.pbkdf2_hmac("sha256", secret, salt, PBKDF2_ROUNDS)
+            stretch.set_result(
+                (hmac.new(master, b"dzops inventory cache: vault identity", hashlib.sha256).digest(),
+                 hmac.new(master, b"dzops inventory cache: encryption key", hashlib.sha256).digest()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiters, raised below
+            stretch.set_exception(exc)
+    keys: tuple[bytes, bytes] = stretch.result()
+    return keys
+
+
+def stretch_ahead(root: Path, vault_password_file_path: Path | None) -> None:
+    """Start stretching `root`'s vault password on a thread of its own, now.
+
+    The stretch takes 60-90 ms of one core and releases Python's lock (hashlib), so started where
+    a command's options are known, it runs beside the command's imports and the inventory load
+    finds it done instead of waiting for it. Reads only: nothing happens when the cache is off,
+    the password file cannot be read, or the cache has no salt yet (its first load makes one);
+    the load itself then stretches, or reports the problem, as it always did.
+    """
+    if not enabled():
+        return
+    from dzops.inventory.vault_password import vault_password_file
+
+    password_file = vault_password_file(root, vault_password_file_path)
+    try:
+        secret = password_file.read_bytes().strip() if password_file is not None else b""
+        salt = (cache_dir() / "salt").read_bytes()
+    except OSError:
+        return
+    if secret and len(salt) == SALT_BYTES:
+        threading.Thread(target=vault_keys, args=(secret, salt), name="dzops-vault-stretch", daemon=True).start()
 
 
 @dataclass
@@ -301,7 +343,8 @@ def load_validated(root: Path, vault_password_file_path: Path | None = None) -> 
 
     Raises as `load` does for an inventory that cannot be loaded at all (those are never cached).
     """
-    from dzops.inventory.loader import inventory_source, load, vault_password_file
+    from dzops.inventory.loader import inventory_source, load
+    from dzops.inventory.vault_password import vault_password_file
 
     entry = None
     if enabled():

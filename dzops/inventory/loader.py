@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 
 from dzops.exceptions import DzopsError, InventoryError, Problem, VaultError
 from dzops.inventory import models as m
+from dzops.inventory.vault_password import vault_password_file
 from dzops.platforms import FUNCTION_GROUPS
 
 SITE_GROUP_PREFIX = "site_"
-DEMO_VAULT_PASSWORD_FILE = "DEMO-ONLY-vault-password.txt"
 
 # Dzongkhag-wide settings: defined once in group_vars/all, read once.
 GLOBAL_KEYS = (
@@ -96,16 +96,6 @@ def inventory_source(root: Path) -> Path:
         if (root / name).is_file():
             return root / name
     raise InventoryError([Problem(f"no hosts.yml in inventory directory {root}", file=str(root))])
-
-
-def vault_password_file(root: Path, explicit: Path | None) -> Path | None:
-    """Where the vault password comes from: option, then environment, then the demo file."""
-    for candidate in (explicit, os.environ.get("DZOPS_VAULT_PASSWORD_FILE"),
-                      os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")):
-        if candidate:
-            return Path(candidate)
-    demo = (root if root.is_dir() else root.parent) / DEMO_VAULT_PASSWORD_FILE
-    return demo if demo.is_file() else None
 
 
 def vault_files(root: Path) -> list[Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,47 @@ def test_cache_can_be_turned_off(state: Path, minimal: Path, monkeypatch: pytest
     monkeypatch.setenv("DZOPS_INVENTORY_CACHE", "0")
     cache.load_validated(minimal, PASSWORD)
     assert entries(state) == []
+
+
+def counted_stretches(monkeypatch: pytest.MonkeyPatch, gate: threading.Event | None = None) -> list[str]:
+    """The names of the threads that stretched a vault password, from now on; a stretch waits for
+    `gate` first (one still under way when the load comes)."""
+    stretched: list[str] = []
+    real = cache.hashlib.pbkdf2_hmac
+
+    def pbkdf2_hmac(*args: object) -> bytes:
+        stretched.append(threading.current_thread().name)
+        if gate is not None:
+            assert gate.wait(30)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache, "_STRETCHES", {})  # nothing kept from earlier tests
+    monkeypatch.setattr(cache.hashlib, "pbkdf2_hmac", pbkdf2_hmac)
+    return stretched
+
+
+def test_a_stretch_started_ahead_is_the_one_the_load_waits_for(
+        state: Path, minimal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.load_validated(minimal, PASSWORD)  # the first load makes the salt and the entry
+    gate = threading.Event()
+    stretched = counted_stretches(monkeypatch, gate)
+    cache.stretch_ahead(minimal, PASSWORD)
+    threading.Timer(0.3, gate.set).start()  # the load below comes while that stretch is under way
+    ansible_must_not_run(monkeypatch)
+    inventory, problems = cache.load_validated(minimal, PASSWORD)
+    assert inventory is not None and not problems
+    assert stretched == ["dzops-vault-stretch"]  # one stretch, on its own thread; the load waited for it
+
+
+def test_stretching_ahead_only_reads(state: Path, minimal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stretched = counted_stretches(monkeypatch)
+    cache.stretch_ahead(minimal, PASSWORD)  # no cache folder, so no salt yet: nothing to stretch for
+    assert not state.exists()
+    cache.load_validated(minimal, PASSWORD)
+    cache.stretch_ahead(minimal, minimal / "no-such-password-file")  # the load will say so, not this
+    monkeypatch.setenv("DZOPS_INVENTORY_CACHE", "0")
+    cache.stretch_ahead(minimal, PASSWORD)
+    for thread in threading.enumerate():
+        if thread.name == "dzops-vault-stretch":
+            thread.join()
+    assert stretched == [threading.current_thread().name]  # the load's own stretch, and no other

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from dzops.inventory import loader
-from dzops.inventory.loader import is_secret_key, is_vaulted, locate, vault_password_file
+from dzops.inventory.loader import is_secret_key, is_vaulted, locate
+from dzops.inventory.vault_password import DEMO_VAULT_PASSWORD_FILE, vault_password_file
 from dzops.platforms import FUNCTION_GROUPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,7 +156,7 @@ PRECEDENCE = {
 def test_vault_password_file_precedence(case: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     option, dz_env, an_env, demo, expected = case
     files = {name: tmp_path / f"{name}.txt" for name in ("opt", "dz", "an")}
-    files["demo"] = tmp_path / "inventory" / loader.DEMO_VAULT_PASSWORD_FILE
+    files["demo"] = tmp_path / "inventory" / DEMO_VAULT_PASSWORD_FILE
     (tmp_path / "inventory").mkdir()
     if demo:
         files["demo"].write_text("demo\n")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dzops.inventory.loader import DEMO_VAULT_PASSWORD_FILE, load_inventory, vault_password_file
+from dzops.inventory.loader import load_inventory
+from dzops.inventory.vault_password import DEMO_VAULT_PASSWORD_FILE, vault_password_file
 from dzops.plan.wan import links_in_scope, plan_wan
 
 REPO = Path(__file__).resolve().parents[2]
