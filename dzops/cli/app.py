@@ -137,8 +137,10 @@ def root(
 
 def main() -> None:
     """Console-script entry point: the only place an exception becomes an exit code."""
+    from dzops.cli.startup import hold_collector
     from dzops.exceptions import DzopsError, InventoryError
 
+    hold_collector()
     install_excepthook()  # DZOPS_DEBUG=1 re-raises: the traceback passes the egress filter too
     try:
         app()

@@ -57,6 +57,7 @@ class Settings:
         (`dzops.lab.from_inventory.lab_inventory`); `declared=True` keeps its own platform.
         """
         if self._inventory_cache is None:
+            from dzops.cli.startup import release_collector
             from dzops.inventory.loader import load_inventory
             from dzops.scrub import inventory_secrets, register_secrets
 
@@ -70,6 +71,7 @@ class Settings:
             self._inventory_cache = inventory
             # From here on every output path masks the Vault's values (see dzops.scrub.egress).
             register_secrets(inventory_secrets(self._inventory_cache))
+            release_collector()  # start-up is over: see dzops.cli.startup
         if declared and self._declared_cache is not None:
             return self._declared_cache
         return self._inventory_cache
