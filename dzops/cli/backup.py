@@ -100,19 +100,17 @@ def would_change(repo: Path, snapshots: list[Any]) -> Any:
 
 def _before_first_login() -> None:
     """What the run needs before its first login, prepared while the inventory loads (its Vault key
-    derivation and file reads run outside the GIL): paramiko, the collector, scrubber and store the
-    fan-out and commit use, and the scrub table of the first message on stderr. Imported here, the
-    main thread finds them loaded after the inventory instead of importing them one by one between
-    the load and the first login. Not a daemon thread: a run that fails early ends once this has."""
-    from dzops.execute.ssh import import_paramiko
+    derivation and file reads run outside the GIL): what collecting imports, and the scrubber and
+    store the fan-out and commit use, with the scrub table of the first message on stderr. Imported
+    here, the main thread finds them loaded after the inventory instead of importing them one by
+    one between the load and the first login. Not a daemon thread: a run that fails early ends
+    once this has."""
+    from dzops.execute.backup import prepare_collection
     from dzops.scrub import ANY, table
 
-    import_paramiko()
-    import dzops.execute.backup
-    import dzops.execute.drivers.frr
+    prepare_collection()
     import dzops.report.scrub
     import dzops.report.store  # noqa: F401 - loaded for the main thread
-    "".encode("idna")  # the first connect by address loads this codec otherwise
     table(ANY)
 
 

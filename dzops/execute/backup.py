@@ -200,6 +200,17 @@ def _collect_once(inventory: Inventory, host: str, intended: str | None) -> Devi
     return backup
 
 
+def prepare_collection() -> None:
+    """Import now what `collect` would import at its first login: paramiko without invoke, the FRR
+    driver that `config_probe` and `parse_config_probe` read, and the idna codec a connect by
+    address loads. For a caller's warm-up thread, beside its inventory load."""
+    from dzops.execute.ssh import import_paramiko
+
+    import_paramiko()
+    import dzops.execute.drivers.frr  # noqa: F401 - loaded for the first login
+    "".encode("idna")
+
+
 def config_probe(marker: str | None = None) -> str:
     """An FRR shell login's whole backup as one command: the access role's marker, then the running config.
 
