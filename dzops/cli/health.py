@@ -130,7 +130,7 @@ def _record_and_alert(inventory: Any, results: list[Any], found: list[Any], star
         streaks = {r.key: confirmed(db.recent(conn, r.key, n), n) for r in results if r.key not in hidden}
         found_changes = changes(db.alert_state(conn), streaks, messages, behind)
         for change in found_changes:
-            db.set_alert_state(conn, change.key, change.new, change.since, time.time())
+            db.set_alert_state(conn, change.key, change.new, change.kept_since, time.time())
     from dzops.report.health import render_page, status_summary, write_page
 
     context = status_context(inventory)

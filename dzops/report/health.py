@@ -155,6 +155,9 @@ class Change:
     message: str
     behind: tuple[str, ...] = ()
     outage_s: float | None = None  # a recovery: how long the subject was not up
+    # What the alert state keeps as `since`: for a subject not up, when it stopped being up (a link
+    # that comes back lossy, down -> degraded, is still in the same outage), else `since`.
+    kept_since: float = 0.0
 
 
 def confirmed(recent: list[tuple[float, str]], n: int) -> tuple[str, float] | None:
@@ -174,11 +177,19 @@ def changes(states: dict[str, tuple[str, float]], streaks: dict[str, tuple[str, 
             messages: dict[str, str], behind: dict[str, tuple[str, ...]]) -> list[Change]:
     """State changes to alert: a confirmed state that differs from the last alerted one (unknown: up).
 
+    `states` holds each subject's last alerted state and, for one not up, when it stopped being up
+    (`Change.kept_since`): a recovery after down -> degraded reports the whole outage.
+
     >>> changes({}, {"link:a": ("down", 100.0)}, {"link:a": "no reply"}, {"link:a": ("talo",)})[0].behind
     ('talo',)
     >>> c = changes({"link:a": ("down", 100.0)}, {"link:a": ("up", 700.0)}, {}, {})[0]
     >>> (c.old, c.new, c.outage_s)
     ('down', 'up', 600.0)
+    >>> lossy = changes({"link:a": ("down", 100.0)}, {"link:a": ("degraded", 400.0)}, {}, {})[0]
+    >>> (lossy.since, lossy.kept_since, lossy.outage_s)
+    (400.0, 100.0, None)
+    >>> changes({"link:a": ("degraded", lossy.kept_since)}, {"link:a": ("up", 700.0)}, {}, {})[0].outage_s
+    600.0
     """
     out = []
     for key, streak in streaks.items():
@@ -188,8 +199,10 @@ def changes(states: dict[str, tuple[str, float]], streaks: dict[str, tuple[str, 
         old, old_since = states.get(key, ("up", since))
         if new == old:
             continue
+        not_up_since = old_since if old != "up" else since
         out.append(Change(key, old, new, since, messages.get(key, ""), behind.get(key, ()),
-                          since - old_since if new == "up" else None))
+                          since - not_up_since if new == "up" else None,
+                          kept_since=since if new == "up" else not_up_since))
     return out
 
 

@@ -19,15 +19,16 @@ from tests.cli.test_option_contract import World, dzops, world, world_root, worl
 DOWN = {"link:hq-talo", "lan:talo", "device:gewog-talo-ap1", "ap:gewog-talo-ap1"}
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch, down: set[str], unmeasured: set[str] = frozenset()) -> None:
+def _spy(monkeypatch: pytest.MonkeyPatch, down: set[str], unmeasured: set[str] = frozenset(),
+         status: str = "down") -> None:
     from dzops.execute import health
 
     def run_health(inventory: Any, checks: list[Any], progress: Any = None) -> list[Any]:
         # a device's answer may quote a secret (here the routers' login password): no mail may carry it
         password = inventory.devices["gewog-talo-rtr1"].password.get_secret_value()
         return health.HealthResults(
-            [Result(c.key, c.kind, c.site, "down" if c.key in down else "up",
-                    f"no echo reply (as {password})" if c.key in down else "", 3.0, 0.0)
+            [Result(c.key, c.kind, c.site, status if c.key in down else "up",
+                    f"no echo reply (as {password})" if c.key in down else "", 3.0, 0.5 if c.key in down else 0.0)
              for c in checks if c.key not in unmeasured],
             [health.Unmeasured(c.key, c.kind, c.site, "not measurable on this login: vtysh's ping")
              for c in checks if c.key in unmeasured])
@@ -88,6 +89,28 @@ def test_a_cut_site_is_one_finding_and_one_queued_alert_after_n_runs(world: Worl
     [outage] = subjects_by_key["link:hq-talo"]["outages"]
     assert outage["end"] is not None and outage["status"] == "down"
     assert (_reports(world) / "status" / "index.html").is_file()
+
+
+def test_a_link_that_comes_back_lossy_is_one_outage_from_its_first_down_run_to_its_recovery(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import re
+
+    for status, runs in (("down", 2), ("degraded", 2)):
+        _spy(monkeypatch, {"link:hq-talo"}, status=status)
+        for _ in range(runs):
+            assert dzops(world, "health").code == ExitCode.HEALTH_DEGRADED
+    _spy(monkeypatch, set())
+    for _ in range(2):
+        assert dzops(world, "health").code == ExitCode.OK
+    mails = sorted(_outbox(world), key=lambda m: ("DOWN" not in m["Subject"], "RECOVERED" in m["Subject"]))
+    assert [str(m["Subject"]).split(":")[0] for m in mails] == \
+        ["[dzops Punakha] DOWN", "[dzops Punakha] DEGRADED", "[dzops Punakha] RECOVERED"]
+    history = dzops(world, "--json", "health", "history", "--since", "1h")
+    [outage] = {s["key"]: s for s in json.loads(history.stdout)["subjects"]}["link:hq-talo"]["outages"]
+    lasted = re.search(r"The outage lasted (\d+) s \(degraded before\)", mails[2].get_body(("plain",)).get_content())
+    assert lasted is not None
+    # the whole outage, from the first down run, not only its lossy end
+    assert abs(int(lasted.group(1)) - outage["duration_s"]) <= 1, (lasted.group(0), outage)
 
 
 def world_password(w: World) -> str:

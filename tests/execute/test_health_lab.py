@@ -149,8 +149,12 @@ def test_health_all_well_then_a_cut_link_alerts_once_and_recovers(hl: Env, tmp_p
         code, data, _ = _health(handle)
         assert code == ExitCode.OK, data["findings"]
     mails = _alerts(handle)[before:]
-    assert len(mails) == 2, [str(m["Subject"]) for m in mails]
-    assert "RECOVERED" in str(mails[1]["Subject"]) and "The outage lasted" in _body(mails[1])
+    subjects = [str(m["Subject"]) for m in mails]
+    # A restored link can answer with loss for a few polls while OSPF and ARP settle. Confirmed for
+    # alert_after polls, that is a DEGRADED alert of its own (the real lab does it now and then), in
+    # the same outage: the recovery then reports all of it (tests/cli/test_health_cli.py).
+    assert len(mails) in (2, 3) and all("DEGRADED" in s for s in subjects[1:-1]), subjects
+    assert "RECOVERED" in subjects[-1] and "The outage lasted" in _body(mails[-1])
 
     history = _dzops(handle, "--json", "health", "history", "--since", "1d", "--site", SITE)
     assert history.returncode == ExitCode.OK, history.stderr
