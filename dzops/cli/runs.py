@@ -180,6 +180,10 @@ def _write(recording: _Recording, settings: Settings, inventory: Any, code: int)
                            retry_of=recording.retry_of, devices=devices)
     with db.connect(db.db_path(inventory.report_dir)) as conn:
         run_id = ledger.record(conn, run)
+        # A health check every few minutes would otherwise grow the file without end: its runs go
+        # with the health history they belong to, every other run after dzops_ledger_retention_days.
+        ledger.prune(conn, run.finished - inventory.ledger_retention_days * 86400)
+        ledger.prune(conn, run.finished - inventory.health.retention_days * 86400, command="health")
     return run_id, len(ledger.failed_units(run)[0])
 
 

@@ -27,7 +27,7 @@ SITE_GROUP_PREFIX = "site_"
 GLOBAL_KEYS = (
     "dzongkhag", "address_pools", "sites", "wan_links", "lan_links", "vlans", "ssid_profiles",
     "user_roles", "users", "mail", "schedules", "backup_repository", "report_dir", "dzops_known_hosts",
-    "dzops_forks", "health",
+    "dzops_forks", "dzops_ledger_retention_days", "health",
 )
 REQUIRED_GLOBALS = ("dzongkhag", "address_pools", "sites")
 # Device model field <- Ansible variable.
@@ -447,6 +447,13 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         else:
             v.problem("must be a whole number from 1 to 500 (devices worked on at once)",
                       first.vars.get("dzops_forks"), None, "dzops_forks")
+    keep = glob.pop("dzops_ledger_retention_days", None)
+    if keep is not None:
+        if isinstance(keep, int) and not isinstance(keep, bool) and 1 <= keep <= 36500:
+            glob["ledger_retention_days"] = keep
+        else:
+            v.problem("must be a whole number of days from 1 to 36500 (how long the run ledger keeps a run)",
+                      first.vars.get("dzops_ledger_retention_days"), None, "dzops_ledger_retention_days")
     try:
         inventory = m.Inventory.model_validate(
             {"root": loaded.root, "devices": devices, "groups": loaded.groups, "known_hosts": known_hosts,

@@ -479,6 +479,8 @@ class Inventory(Model):
     report_dir: Path | None = None
     known_hosts: Path | None = None
     forks: int = Field(10, ge=1, le=500)  # dzops_forks: devices at once in every multi-device run
+    # dzops_ledger_retention_days: runs older than this leave the ledger (health runs: health.retention_days)
+    ledger_retention_days: int = Field(730, ge=1, le=36500)
     health: HealthSettings = HealthSettings()
 
     def hosts_in(self, group: str) -> list[Device]:

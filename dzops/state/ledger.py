@@ -131,6 +131,24 @@ def record(conn: sqlite3.Connection, run: RunRecord) -> int:
     return run_id
 
 
+def prune(conn: sqlite3.Connection, before: float, command: str | None = None) -> int:
+    """Remove the runs that started before `before` (only `command`'s, when given) with their
+    device rows; returns how many runs went. A `--retry-failed` of one of them is then refused as
+    any unknown run is."""
+    where, args = "started < ?", [before]
+    if command is not None:
+        where, args = where + " AND command = ?", [before, command]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"DELETE FROM ledger_devices WHERE run IN (SELECT id FROM ledger_runs WHERE {where})", args)  # noqa: S608 - fixed text
+        gone = conn.execute(f"DELETE FROM ledger_runs WHERE {where}", args).rowcount  # noqa: S608 - fixed text
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return gone
+
+
 _RUN_COLUMNS = ("id, command, argv, user, started, finished, exit_code, check_mode, inventory, git_commit, "
                 "git_dirty, retry_of")
 

@@ -285,6 +285,40 @@ def test_retry_of_a_run_without_failures_does_nothing(world: World, failing: set
     assert not world.calls and len(_runs(world, "runs")) == 1
 
 
+def test_runs_older_than_the_retention_leave_when_the_next_run_is_written(world: World,  # noqa: F811
+                                                                           failing: set[str]) -> None:
+    import time
+
+    from dzops.state import db, ledger
+
+    operations = world.inventory / "group_vars/all/operations.yml"
+    operations.write_text(operations.read_text().replace("dzops_ledger_retention_days: 730",
+                                                         "dzops_ledger_retention_days: 100"))
+    day = 86400.0
+    now = time.time()
+    _db(world).parent.mkdir(parents=True, exist_ok=True)
+    with db.connect(_db(world)) as conn:  # health.retention_days is 90 in the sample
+        for command, age in (("backup", 101), ("backup", 95), ("health", 91), ("health", 29)):
+            ledger.record(conn, ledger.RunRecord(command=command, argv=f"dzops {command}", user="tashi",
+                                                 started=now - age * day, finished=now - age * day + 1,
+                                                 exit_code=0, devices=[ledger.DeviceRecord(TALO_RTR, "ok")]))
+    assert dzops(world, "backup").code == ExitCode.OK
+    kept = [(r["command"], round((now - r["started"]) / day)) for r in _runs(world, "runs")]
+    assert kept == [("backup", 0), ("health", 29), ("backup", 95)]
+
+
+@pytest.mark.parametrize("value", ["0", "36501", "two years", "1.5"])
+def test_a_bad_ledger_retention_is_named_at_its_line(world: World, value: str) -> None:  # noqa: F811
+    operations = world.inventory / "group_vars/all/operations.yml"
+    lines = operations.read_text().splitlines()
+    [at] = [n for n, line in enumerate(lines, start=1) if line.startswith("dzops_ledger_retention_days:")]
+    lines[at - 1] = f"dzops_ledger_retention_days: {value}"
+    operations.write_text("\n".join(lines) + "\n")
+    run = dzops(world, "inventory", "check")
+    assert run.code == ExitCode.INVALID_INVENTORY
+    assert f"operations.yml:{at}: dzops_ledger_retention_days: must be a whole number of days" in run.stdout
+
+
 def test_a_run_records_who_what_commit_and_each_device(world: World, failing: set[str]) -> None:  # noqa: F811
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(world.inventory), "-c", "user.name=t", "-c", "user.email=t@x", *args],

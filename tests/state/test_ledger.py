@@ -91,6 +91,21 @@ def test_listing_newest_first_by_last_and_host(three_runs: sqlite3.Connection, l
     assert all(r.devices == [] for r in found)  # a listing carries counts, `show` the devices
 
 
+@pytest.mark.parametrize(("before", "command", "gone", "left"), [
+    (150.0, None, 1, [3, 2]),  # started 100: gone with its two device rows
+    (250.0, "backup", 1, [3, 2]),  # drift (200) is not a backup: it stays
+    (250.0, None, 2, [3]),
+    (100.0, None, 0, [3, 2, 1]),  # strictly before
+    (1000.0, "health", 0, [3, 2, 1]),
+], ids=["oldest", "one-command", "two", "boundary", "no-such-command"])
+def test_prune_removes_old_runs_and_their_devices(three_runs: sqlite3.Connection, before: float,
+                                                  command: str | None, gone: int, left: list[int]) -> None:
+    assert ledger.prune(three_runs, before, command) == gone
+    assert [r.id for r in ledger.runs(three_runs)] == left
+    orphans = three_runs.execute("SELECT COUNT(*) FROM ledger_devices WHERE run NOT IN (SELECT id FROM ledger_runs)")
+    assert orphans.fetchone()[0] == 0
+
+
 def test_show_of_an_unknown_run_is_none_and_a_host_filter_keeps_its_devices(three_runs: sqlite3.Connection) -> None:
     assert ledger.show(three_runs, 99) is None
     run = ledger.show(three_runs, 2, {"sw1"})
