@@ -440,20 +440,18 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         if device is not None:
             devices[device.name] = device
     known_hosts = glob.pop("dzops_known_hosts", None)
-    forks = glob.pop("dzops_forks", None)
-    if forks is not None:
-        if isinstance(forks, int) and not isinstance(forks, bool) and 1 <= forks <= 500:
-            glob["forks"] = forks
+    # dzops' own settings in group_vars/all: a whole number in a range, named at its line otherwise
+    for key, name, most, meaning in (
+            ("dzops_forks", "forks", 500, "a whole number from 1 to 500 (devices worked on at once)"),
+            ("dzops_ledger_retention_days", "ledger_retention_days", 36500,
+             "a whole number of days from 1 to 36500 (how long the run ledger keeps a run)")):
+        value = glob.pop(key, None)
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most:
+            glob[name] = value
         else:
-            v.problem("must be a whole number from 1 to 500 (devices worked on at once)",
-                      first.vars.get("dzops_forks"), None, "dzops_forks")
-    keep = glob.pop("dzops_ledger_retention_days", None)
-    if keep is not None:
-        if isinstance(keep, int) and not isinstance(keep, bool) and 1 <= keep <= 36500:
-            glob["ledger_retention_days"] = keep
-        else:
-            v.problem("must be a whole number of days from 1 to 36500 (how long the run ledger keeps a run)",
-                      first.vars.get("dzops_ledger_retention_days"), None, "dzops_ledger_retention_days")
+            v.problem(f"must be {meaning}", first.vars.get(key), None, key)
     try:
         inventory = m.Inventory.model_validate(
             {"root": loaded.root, "devices": devices, "groups": loaded.groups, "known_hosts": known_hosts,
