@@ -213,6 +213,9 @@ def vault_keys(secret: bytes, salt: bytes) -> tuple[bytes, bytes]:
                 (hmac.new(master, b"dzops inventory cache: vault identity", hashlib.sha256).digest(),
                  hmac.new(master, b"dzops inventory cache: encryption key", hashlib.sha256).digest()))
         except BaseException as exc:  # noqa: BLE001 - handed to the waiters, raised below
+            with _STRETCHES_LOCK:  # not kept: the next caller stretches again
+                if _STRETCHES.get(wanted) is stretch:
+                    del _STRETCHES[wanted]
             stretch.set_exception(exc)
     keys: tuple[bytes, bytes] = stretch.result()
     return keys

@@ -261,3 +261,21 @@ def test_stretching_ahead_only_reads(state: Path, minimal: Path, monkeypatch: py
         if thread.name == "dzops-vault-stretch":
             thread.join()
     assert stretched == [threading.current_thread().name]  # the load's own stretch, and no other
+
+
+def test_a_stretch_that_failed_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = cache.hashlib.pbkdf2_hmac
+    calls: list[int] = []
+
+    def once_interrupted(*args: object) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the stretch
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache, "_STRETCHES", {})
+    monkeypatch.setattr(cache.hashlib, "pbkdf2_hmac", once_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cache.vault_keys(b"pw", b"s" * 32)
+    assert cache.vault_keys(b"pw", b"s" * 32) == cache.vault_keys(b"pw", b"s" * 32)
+    assert len(calls) == 2  # stretched again after the failure, then kept
