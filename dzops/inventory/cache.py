@@ -164,14 +164,21 @@ class CacheMiss(Exception):  # noqa: N818 - a reason to load through ansible, ne
     pass
 
 
+def _stored_salt(folder: Path) -> bytes | None:
+    """The salt an earlier load left in the cache folder; None when there is none, or it is damaged."""
+    with contextlib.suppress(FileNotFoundError):
+        salt = (folder / "salt").read_bytes()
+        if len(salt) == SALT_BYTES:
+            return salt
+    return None
+
+
 def _salt(folder: Path) -> bytes:
     from dzops.state.files import private_dir, write_private
 
     path = private_dir(folder) / "salt"
-    with contextlib.suppress(FileNotFoundError):
-        salt = path.read_bytes()
-        if len(salt) == SALT_BYTES:
-            return salt
+    if (salt := _stored_salt(folder)) is not None:
+        return salt
     try:  # the first run creates it; a concurrent first run must not replace the one already used
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -232,16 +239,21 @@ def stretch_ahead(root: Path, vault_password_file_path: Path | None) -> None:
     """
     if not enabled():
         return
+    try:
+        secret = _vault_secret(root, vault_password_file_path)
+        salt = _stored_salt(cache_dir())
+    except OSError:
+        return
+    if secret and salt is not None:
+        threading.Thread(target=vault_keys, args=(secret, salt), name="dzops-vault-stretch", daemon=True).start()
+
+
+def _vault_secret(root: Path, vault_password_file_path: Path | None) -> bytes | None:
+    """The vault password the load of `root` would use (None: no password file); OSError if unreadable."""
     from dzops.inventory.vault_password import vault_password_file
 
     password_file = vault_password_file(root, vault_password_file_path)
-    try:
-        secret = password_file.read_bytes().strip() if password_file is not None else b""
-        salt = (cache_dir() / "salt").read_bytes()
-    except OSError:
-        return
-    if secret and len(salt) == SALT_BYTES:
-        threading.Thread(target=vault_keys, args=(secret, salt), name="dzops-vault-stretch", daemon=True).start()
+    return password_file.read_bytes().strip() if password_file is not None else None
 
 
 @dataclass
@@ -347,14 +359,12 @@ def load_validated(root: Path, vault_password_file_path: Path | None = None) -> 
     Raises as `load` does for an inventory that cannot be loaded at all (those are never cached).
     """
     from dzops.inventory.loader import inventory_source, load
-    from dzops.inventory.vault_password import vault_password_file
 
     entry = None
     if enabled():
         source = inventory_source(root).resolve()
-        password_file = vault_password_file(root, vault_password_file_path)
         try:
-            secret = password_file.read_bytes().strip() if password_file is not None else None
+            secret = _vault_secret(root, vault_password_file_path)
             entry = Entry.for_inventory(source, secret)
             hit = entry.read()
         except (CacheMiss, OSError) as exc:  # an unreadable password file: the load below says so
