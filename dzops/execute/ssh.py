@@ -168,11 +168,7 @@ def offered_host_key(creds: Credentials, key_types: Iterable[str] = ()) -> Any:
     """The host key a device offers (no login): for onboarding and for precise refusals."""
     import paramiko
 
-    try:
-        sock = open_socket(creds)
-    except OSError as exc:
-        raise ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: "
-                                           f"{exc.strerror or exc}") from None
+    sock = open_socket(creds)
     transport = paramiko.Transport(sock)
     try:
         types = [t for t in key_types if t in transport.get_security_options().key_types]
@@ -326,11 +322,20 @@ def open_socket(creds: Credentials) -> socket.socket:
     until the last one is acknowledged, and the peer's delayed acknowledgement then costs tens of
     milliseconds, several times per login (OpenSSH turns Nagle off for the same reason). Measured on
     the lab, one router after another: 187 -> 132 ms per backup login; on a WAN with real round
-    trips the stalls are longer still.
+    trips the stalls are longer still. A device that cannot be reached is a ConnectionFailed.
     """
-    sock = socket.create_connection((creds.address, creds.port), timeout=creds.timeout)
+    try:
+        sock = socket.create_connection((creds.address, creds.port), timeout=creds.timeout)
+    except OSError as exc:
+        raise unreachable(creds, exc) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def unreachable(creds: Credentials, exc: BaseException) -> ConnectionFailed:
+    """The one refusal for a device the network does not carry us to (refused, timed out, reset)."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: {reason}")
 
 
 def connect(creds: Credentials) -> Any:
@@ -377,8 +382,7 @@ def connect(creds: Credentials) -> Any:
         raise ConnectionFailed(creds.host, f"SSH to {creds.address}:{creds.port} failed: {exc}") from None
     except (TimeoutError, OSError, EOFError) as exc:
         client.close()
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise ConnectionFailed(creds.host, f"cannot reach {creds.address}:{creds.port}: {reason}") from None
+        raise unreachable(creds, exc) from None
     return client
 
 
