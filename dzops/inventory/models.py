@@ -266,7 +266,7 @@ class DataBackup(Model):
     databases: tuple[BackupDatabase, ...] = ()
     paths: tuple[BackupPath, ...] = ()
     repositories: tuple[BackupRepository, ...]
-    retention: BackupRetention = BackupRetention()
+    retention: BackupRetention = Field(default_factory=BackupRetention)
     password: SecretStr  # the restic repository password (Vault)
     staging: AbsolutePath = "/var/backups/dzops-staging"  # database dumps before restic reads them
 
@@ -319,7 +319,7 @@ class Device(Model):
     # servers
     services: tuple[Text, ...] = ()
     health_checks: tuple[HealthCheck, ...] = ()
-    health_thresholds: HealthThresholds = HealthThresholds()
+    health_thresholds: HealthThresholds = Field(default_factory=HealthThresholds)
     data_backups: DataBackup | None = None  # dzops data-backup: databases and paths restic keeps
 
 
@@ -474,14 +474,14 @@ class Inventory(Model):
     user_roles: dict[str, UserRole] = {}
     users: tuple[UserAccount, ...] = ()
     mail: MailSettings | None = None
-    schedules: Schedules = Schedules()
+    schedules: Schedules = Field(default_factory=Schedules)
     backup_repository: Path | None = None
     report_dir: Path | None = None
     known_hosts: Path | None = None
     forks: int = Field(10, ge=1, le=500)  # dzops_forks: devices at once in every multi-device run
     # dzops_ledger_retention_days: runs older than this leave the ledger (health runs: health.retention_days)
     ledger_retention_days: int = Field(730, ge=1, le=36500)
-    health: HealthSettings = HealthSettings()
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     def hosts_in(self, group: str) -> list[Device]:
         return [self.devices[name] for name in self.groups.get(group, ()) if name in self.devices]
