@@ -279,3 +279,18 @@ def test_a_stretch_that_failed_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> N
         cache.vault_keys(b"pw", b"s" * 32)
     assert cache.vault_keys(b"pw", b"s" * 32) == cache.vault_keys(b"pw", b"s" * 32)
     assert len(calls) == 2  # stretched again after the failure, then kept
+
+
+def test_the_code_stamp_follows_ansible_core_without_importing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    import ansible.release
+
+    assert f"__version__ = '{ansible.release.__version__}'".encode() in cache.ansible_release()
+    probe = "import sys\nfrom dzops.inventory import cache\ncache._code_stamp()\nprint('ansible' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    stamp = cache._code_stamp()
+    monkeypatch.setattr(cache, "ansible_release", lambda: b"__version__ = '99.0.0'\n")
+    assert cache._code_stamp() != stamp
