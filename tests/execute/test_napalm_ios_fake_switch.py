@@ -134,6 +134,13 @@ def test_get_config_over_napalm_is_the_running_config(fake_ios: int) -> None:
     assert not any(line.startswith(("Building configuration", "Current configuration")) for line in lines)
 
 
+def test_the_netmiko_session_runs_with_nagle_off(fake_ios: int) -> None:
+    """netmiko's own socket would hold each small write of the CLI dialogue for the last one's ACK."""
+    with napalm_ios(credentials(fake_ios)) as driver:
+        sock = driver.device.device.remote_conn.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
 def test_cli_returns_replies_and_raises_on_percent_errors(fake_ios: int) -> None:
     with napalm_ios(credentials(fake_ios)) as driver:
         version = driver.cli(["show version"])["show version"]

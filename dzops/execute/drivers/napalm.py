@@ -240,16 +240,23 @@ class Driver:
         refused = self._identity_refusal()
         if refused:
             raise HostKeyMismatch(c.host, refused)
-        from napalm.base.exceptions import ConnectionException
 
         log.debug("%s: NAPALM %s to %s:%s as %s", c.host, self.napalm_name, c.address, c.port, c.username)
+        args = self._napalm_args()
+        if self.napalm_name in NETMIKO_DRIVERS and self._napalm_class is None and "sock" not in args:
+            from dzops.execute.ssh import open_socket
+
+            # netmiko would open its own socket with Nagle on; a CLI session is all small writes
+            # (see open_socket). Unreachable is the same ConnectionFailed as every other login's.
+            # A napalm_class (a replay) brings no netmiko and no network.
+            args["sock"] = open_socket(c)
         device = self._napalm_class_for()(c.address, c.username, c.password, timeout=int(c.timeout),
-                                          optional_args=self._napalm_args())
+                                          optional_args=args)
         try:
             device.open()
-        except ConnectionException as exc:
-            raise self._connect_error(exc) from exc
         except Exception as exc:  # netmiko and librouteros raise their own kinds; classified by text
+            if "sock" in args:
+                args["sock"].close()
             raise self._connect_error(exc) from exc
         self.device = device
         if self.napalm_name == "ros":
