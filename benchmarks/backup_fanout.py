@@ -8,6 +8,9 @@ its lab, then times (median of --runs each):
   * the floor: paramiko, same concurrency, connect (host key checked) + `vtysh -c 'show running-config'`
     on an exec channel + close, per router, in one Python process with paramiko already imported
     (the lab's routers are stock boxes: the login lands in bash, as dzops_router_login: shell);
+  * the same floor as a process of its own (benchmarks/paramiko_floor.py run as a script): Python
+    starts, imports paramiko, loads the inventory from dzops' warm cache, then fans out. The least
+    any command built on this inventory and paramiko pays; `dzops backup` is timed the same way;
   * `ansible-playbook` with `ansible.netcommon.network_cli` and `cisco.ios.ios_command:
     show running-config`, forks = the same concurrency (host key checking off: that only makes
     the baseline faster). Needs the `ansible` PyPI package (it bundles cisco.ios and netcommon).
@@ -37,11 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from paramiko_floor import floor  # noqa: E402 - the floor, shared with its whole-process form
 
 
 def generate(root: Path, routers: int, octet: int, password: str, state_dir: Path) -> Path:
@@ -83,34 +88,6 @@ def generate(root: Path, routers: int, octet: int, password: str, state_dir: Pat
     return inv
 
 
-def floor(inventory, workers: int) -> tuple[float, float]:
-    """(wall, CPU seconds of this process) of connect + `show running-config` + close on every router,
-    `workers` at a time."""
-    import paramiko
-
-    devices = list(inventory.devices.values())
-
-    def one(device) -> int:
-        client = paramiko.SSHClient()
-        client.load_host_keys(str(inventory.known_hosts))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(str(device.mgmt_address), username=device.username,
-                       password=device.password.get_secret_value(), look_for_keys=False, allow_agent=False,
-                       timeout=30)
-        try:
-            _, stdout, _ = client.exec_command("vtysh -c 'show running-config'", timeout=60)
-            return len(stdout.read())
-        finally:
-            client.close()
-
-    start, cpu = time.perf_counter(), time.process_time()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        sizes = list(pool.map(one, devices))
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    assert all(size > 100 for size in sizes), "a router answered with an empty config"
-    return elapsed, cpu
-
-
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -145,6 +122,17 @@ def dzops_backup(inv: Path, env: dict[str, str], tree: str | None = None) -> tup
     elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"dzops backup failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return elapsed, cpu
+
+
+def process_floor(inv: Path, password_file: Path, workers: int, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU seconds) of the floor as a process of its own: Python, paramiko, the cached inventory."""
+    start, cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("paramiko_floor.py")), str(inv),
+                           str(password_file), str(workers)], env=env, capture_output=True, text=True, timeout=1800)
+    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
+    if proc.returncode != 0:
+        raise SystemExit(f"the floor's process failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
     return elapsed, cpu
 
 
@@ -209,16 +197,23 @@ def main() -> None:
                 dzops_backup(inv, base_env, args.baseline_tree)  # its inventory cache entry, warm like ours
             from dzops.execute.backup import collect
 
-            dz, fl, co, an, before = [], [], [], [], []
-            dz_cpu, fl_cpu, before_cpu = [], [], []
+            password_file = root / "vault-password.txt"
+            process_floor(inv, password_file, args.workers, env)  # reads the entry dzops' warm-up wrote
+            dz, fl, pf, co, an, before = [], [], [], [], [], []
+            dz_cpu, fl_cpu, pf_cpu, before_cpu = [], [], [], []
             for run in range(args.runs):
                 # The floor and dzops take turns to go first: neither always meets the routers (their
-                # sshd and vtysh caches) and the machine's load as the other one left them.
-                for side in (("dzops", "floor") if run % 2 else ("floor", "dzops")):
+                # sshd and vtysh caches) and the machine's load as the other one left them. The
+                # floor's own process runs between them.
+                for side in (("dzops", "process", "floor") if run % 2 else ("floor", "process", "dzops")):
                     if side == "floor":
                         wall, cpu = floor(inventory, args.workers)
                         fl.append(wall)
                         fl_cpu.append(cpu)
+                    elif side == "process":
+                        wall, cpu = process_floor(inv, password_file, args.workers, env)
+                        pf.append(wall)
+                        pf_cpu.append(cpu)
                     else:
                         wall, cpu = dzops_backup(inv, env)
                         dz.append(wall)
@@ -236,7 +231,8 @@ def main() -> None:
                 co.append(time.perf_counter() - start)
                 assert all(b.reachable for b in collected), [b.error for b in collected if not b.reachable][:3]
                 print(f"run {run + 1}: dzops {dz[-1]:.2f} s (cpu {dz_cpu[-1]:.2f} s), collect {co[-1]:.2f} s, "
-                      f"paramiko floor {fl[-1]:.2f} s (cpu {fl_cpu[-1]:.2f} s), ratio {dz[-1] / fl[-1]:.2f}, "
+                      f"paramiko floor {fl[-1]:.2f} s (cpu {fl_cpu[-1]:.2f} s), its process {pf[-1]:.2f} s "
+                      f"(cpu {pf_cpu[-1]:.2f} s), ratio {dz[-1] / fl[-1]:.2f}, "
                       f"{'dzops' if run % 2 else 'floor'} first, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
             if not args.skip_ansible:
                 # network_cli costs ~1 s per device: one run is already a long measurement.
@@ -256,6 +252,11 @@ def main() -> None:
     print(f"paramiko floor          {f:8.2f} s   (cpu of its client side {statistics.median(fl_cpu):.2f} s)")
     print(f"ratio dzops/floor       {paired:8.3f}   (median of the rounds' ratios; target <= 1.0, issue 20)")
     print(f"  medians' ratio        {d / f:8.3f}   (rounds: {', '.join(f'{a / b:.3f}' for a, b in zip(dz, fl, strict=True))})")
+    p = statistics.median(pf)
+    print(f"floor as a process      {p:8.2f} s   (cpu {statistics.median(pf_cpu):.2f} s; ratio to floor "
+          f"{statistics.median(one / other for one, other in zip(pf, fl, strict=True)):.3f}, median of the rounds)")
+    print(f"ratio dzops/its process {statistics.median(one / other for one, other in zip(dz, pf, strict=True)):8.3f}"
+          "   (median of the rounds' ratios: dzops against the same fan-out started as a process)")
     print(f"dzops collect only      {statistics.median(co):8.2f} s   (ratio to floor "
           f"{statistics.median(co) / f:.2f})")
     if before:
