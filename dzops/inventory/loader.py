@@ -440,18 +440,19 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         if device is not None:
             devices[device.name] = device
     known_hosts = glob.pop("dzops_known_hosts", None)
-    # dzops' own settings in group_vars/all: a whole number in a range, named at its line otherwise
-    for key, name, most, meaning in (
-            ("dzops_forks", "forks", 500, "a whole number from 1 to 500 (devices worked on at once)"),
-            ("dzops_ledger_retention_days", "ledger_retention_days", 36500,
-             "a whole number of days from 1 to 36500 (how long the run ledger keeps a run)")):
+    # dzops' own settings in group_vars/all: a whole number in the model field's range, named at its
+    # line otherwise (strictly an int: the model alone would take "5" or true)
+    for key, name, unit, meaning in (
+            ("dzops_forks", "forks", "", "devices worked on at once"),
+            ("dzops_ledger_retention_days", "ledger_retention_days", " of days", "how long the run ledger keeps a run")):
         value = glob.pop(key, None)
         if value is None:
             continue
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most:
+        least, most = _field_range(m.Inventory, name)
+        if isinstance(value, int) and not isinstance(value, bool) and least <= value <= most:
             glob[name] = value
         else:
-            v.problem(f"must be {meaning}", first.vars.get(key), None, key)
+            v.problem(f"must be a whole number{unit} from {least} to {most} ({meaning})", first.vars.get(key), None, key)
     try:
         inventory = m.Inventory.model_validate(
             {"root": loaded.root, "devices": devices, "groups": loaded.groups, "known_hosts": known_hosts,
@@ -465,6 +466,17 @@ def validate(loaded: Loaded) -> tuple[m.Inventory | None, list[Problem]]:
         return None, v.problems
     v.problems.extend(run_checks(inventory, loaded))
     return inventory, v.problems
+
+
+def _field_range(model: type[BaseModel], name: str) -> tuple[int, int]:
+    """The ge/le bounds a model declares on an int field: one place for the range and its message.
+
+    >>> _field_range(m.Inventory, "forks")
+    (1, 500)
+    """
+    bounds = {attr: getattr(meta, attr) for meta in model.model_fields[name].metadata
+              for attr in ("ge", "le") if hasattr(meta, attr)}
+    return bounds["ge"], bounds["le"]
 
 
 GLOBAL_MODELS: dict[str, Any] = {
