@@ -112,28 +112,27 @@ def tree_env(env: dict[str, str], state: Path) -> dict[str, str]:
     return {**env, "DZOPS_STATE_DIR": str(state)}
 
 
+def timed_process(argv: list[str], env: dict[str, str], what: str, cwd: str | None = None) -> tuple[float, float]:
+    """(wall, CPU seconds of the process and its children) of one command that must succeed."""
+    start, cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800, cwd=cwd)
+    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return elapsed, cpu
+
+
 def dzops_backup(inv: Path, env: dict[str, str], tree: str | None = None) -> tuple[float, float]:
     """(wall, CPU seconds of the dzops process: start-up, inventory, SSH client side, scrubbing, git)."""
     if tree is not None:
         env = {**env, "PYTHONPATH": tree}
-    start, cpu = time.perf_counter(), children_cpu()
-    proc = subprocess.run([sys.executable, "-m", "dzops", "-i", str(inv), "backup"], env=env,
-                          capture_output=True, text=True, timeout=1800, cwd=tree)
-    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
-    if proc.returncode != 0:
-        raise SystemExit(f"dzops backup failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return elapsed, cpu
+    return timed_process([sys.executable, "-m", "dzops", "-i", str(inv), "backup"], env, "dzops backup", cwd=tree)
 
 
 def process_floor(inv: Path, password_file: Path, workers: int, env: dict[str, str]) -> tuple[float, float]:
     """(wall, CPU seconds) of the floor as a process of its own: Python, paramiko, the cached inventory."""
-    start, cpu = time.perf_counter(), children_cpu()
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("paramiko_floor.py")), str(inv),
-                           str(password_file), str(workers)], env=env, capture_output=True, text=True, timeout=1800)
-    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
-    if proc.returncode != 0:
-        raise SystemExit(f"the floor's process failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return elapsed, cpu
+    return timed_process([sys.executable, str(Path(__file__).with_name("paramiko_floor.py")), str(inv),
+                          str(password_file), str(workers)], env, "the floor's process")
 
 
 def ansible_network_cli(root: Path, inv: Path, workers: int, env: dict[str, str]) -> float:
